@@ -1,0 +1,5 @@
+"""``python -m healthwallet``."""
+
+from healthwallet.cli import main
+
+main()

@@ -1,0 +1,121 @@
+"""The typer application and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from healthwallet import __version__
+
+from ..errors import EXIT_INTERNAL, EXIT_USAGE, HealthWalletError
+from . import _common
+from ._common import STATE
+
+app = typer.Typer(
+    name="healthwallet",
+    help="A patient-held health wallet: your identity, your encrypted records, your grants.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"healthwallet {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    home: Annotated[
+        str | None,
+        typer.Option(
+            "--home", help="Wallet directory (else $HEALTHWALLET_HOME, else the platform default)."
+        ),
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--passphrase-file",
+            help="Read the keystore passphrase from the first line of this file.",
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """A patient-held health wallet."""
+    STATE.home_flag = home
+    STATE.passphrase_file = passphrase_file
+    STATE.debug = debug
+
+
+def _register() -> None:
+    from . import _records, _wallet_cmds
+
+    _wallet_cmds.register(app)
+    _records.register(app)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    return "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
+
+
+def report_error(message: str, hint: str, code: int, as_json: bool) -> int:
+    """Write ``error:``/``hint:`` to stderr (and a JSON error object with --json)."""
+    message = " ".join(message.split())
+    if as_json:
+        sys.stdout.write(
+            json.dumps({"error": {"message": message, "hint": hint, "exit_code": code}}) + "\n"
+        )
+    sys.stderr.write(f"error: {message}\nhint: {hint}\n")
+    return code
+
+
+def run_app(argv: list[str]) -> int:
+    """Run the app on ``argv``; map every outcome to a documented exit code."""
+    _register()
+    as_json = _wants_json(argv)
+    STATE.debug = "--debug" in argv
+    try:
+        result = app(args=argv, prog_name="healthwallet", standalone_mode=False)
+        return int(result) if isinstance(result, int) else 0
+    except HealthWalletError as exc:
+        if STATE.debug:
+            traceback.print_exc()
+        return report_error(exc.message, exc.hint, exc.exit_code, as_json)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.stderr.write("error: interrupted\nhint: nothing was left half-done\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except typer.TyperException as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            sys.stdout.write(ctx.get_help() + "\n")
+            return EXIT_USAGE
+        command = ctx.command_path if ctx is not None else "healthwallet"
+        return report_error(exc.format_message(), f"see `{command} --help`", EXIT_USAGE, as_json)
+    except Exception as exc:
+        if STATE.debug:
+            traceback.print_exc()
+        return report_error(
+            f"internal error ({type(exc).__name__})",
+            "run again with --debug and report the trace (it holds no record content)",
+            EXIT_INTERNAL,
+            as_json,
+        )
+    finally:
+        _common.STATE.passphrase_file = None

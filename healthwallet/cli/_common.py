@@ -1,0 +1,109 @@
+"""What every command shares: global state, output (human or --json), passphrases."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ..errors import KeystoreError, UsageError
+from ..keystore import PassphraseSource
+from ..wallet import Wallet, open_wallet, resolve_home
+
+PASSPHRASE_ENV = "HEALTHWALLET_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")
+]
+
+
+@dataclass
+class GlobalState:
+    """Options given before (or anywhere around) the command."""
+
+    home_flag: str | None = None
+    passphrase_file: Path | None = None
+    debug: bool = False
+
+
+STATE = GlobalState()
+
+
+def home() -> Path:
+    """The wallet home for this invocation."""
+    return resolve_home(STATE.home_flag)
+
+
+def stdout_console() -> Console:
+    """Console for results on stdout."""
+    return Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
+
+
+def stderr_console() -> Console:
+    """Console for progress and notes on stderr."""
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False, markup=False)
+
+
+def emit(as_json: bool, payload: dict[str, Any], human: Callable[[Console], None]) -> None:
+    """Print the result: one JSON object with --json, else the human rendering."""
+    if as_json:
+        sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
+    else:
+        human(stdout_console())
+
+
+def _read_passphrase_file(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KeystoreError(
+            f"cannot read the passphrase file ({exc.strerror})", "check --passphrase-file"
+        ) from None
+    return text.splitlines()[0] if text else ""
+
+
+def passphrase_source() -> PassphraseSource:
+    """Passphrase from --passphrase-file, else $HEALTHWALLET_PASSPHRASE, else a prompt."""
+
+    def get(new: bool) -> str:
+        if STATE.passphrase_file is not None:
+            value = _read_passphrase_file(STATE.passphrase_file)
+        elif os.environ.get(PASSPHRASE_ENV) is not None:
+            value = os.environ[PASSPHRASE_ENV]
+        elif sys.stdin.isatty():
+            value = getpass.getpass("New passphrase: " if new else "Passphrase: ")
+            if new and getpass.getpass("Repeat passphrase: ") != value:
+                raise UsageError("the passphrases did not match", "run the command again")
+        else:
+            raise KeystoreError(
+                "a passphrase is needed and there is no terminal to ask for it",
+                f"set {PASSPHRASE_ENV} or pass --passphrase-file",
+            )
+        if not value:
+            raise KeystoreError("the passphrase is empty", "choose a passphrase of a few words")
+        return value
+
+    return get
+
+
+def unlock() -> Wallet:
+    """Open and unlock the wallet of this invocation."""
+    return open_wallet(home(), passphrase_source())
+
+
+def human_size(size: int) -> str:
+    """A byte count for people (1.2 MiB)."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

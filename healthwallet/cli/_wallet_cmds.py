@@ -1,0 +1,118 @@
+"""Commands about the wallet itself: init, id, doctor, config."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import UsageError
+from ..vault import Vault
+from ..wallet import init_wallet, read_config, set_config
+from ._common import JsonOption, emit, home, passphrase_source, unlock
+
+
+def cmd_init(
+    keystore: Annotated[
+        str | None,
+        typer.Option(
+            "--keystore",
+            help="Where the identity key lives: keyring or file (default: keyring when available).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a wallet: a new identity key and an empty encrypted vault."""
+    if keystore not in (None, "keyring", "file"):
+        raise UsageError(
+            f"unknown keystore {keystore!r}", "use --keystore keyring or --keystore file"
+        )
+    kind: Literal["keyring", "file"] | None = keystore  # type: ignore[assignment]
+    wallet = init_wallet(home(), kind, passphrase_source())
+    payload = {"did": wallet.did, "keystore": wallet.info.keystore, "home": str(wallet.home)}
+
+    def human(out: Console) -> None:
+        out.print(f"Created a wallet in {wallet.home}")
+        where = "OS keyring" if wallet.info.keystore == "keyring" else "passphrase-protected file"
+        out.print(f"Identity key: stored in the {where}")
+        out.print(f"Your DID: {wallet.did}")
+
+    emit(as_json, payload, human)
+
+
+def cmd_id(as_json: JsonOption = False) -> None:
+    """Print this wallet's DID."""
+    from ..wallet import read_info
+
+    info = read_info(home())
+    emit(as_json, {"did": info.did}, lambda out: out.print(info.did))
+
+
+def cmd_doctor(as_json: JsonOption = False) -> None:
+    """Check the keystore, the index, and that every record decrypts and matches its commitment."""
+    wallet = unlock()
+    vault = Vault(wallet.home, wallet.identity.vault_key)
+    problems, repaired = vault.doctor()
+    count = len(vault)
+    vault.close()
+    payload = {"ok": not problems, "problems": problems, "records": count, "repaired": repaired}
+
+    def human(out: Console) -> None:
+        out.print("✓ keystore opens")
+        out.print(f"{'✓' if not problems else '✗'} {count} record(s) checked")
+        if repaired:
+            out.print(f"  removed {repaired} leftover partial file(s) from interrupted writes")
+        for problem in problems:
+            out.print(f"✗ {problem['record'] or 'index'}: {problem['problem']}")
+        out.print("No problems found." if not problems else f"{len(problems)} problem(s) found.")
+
+    emit(as_json, payload, human)
+    if problems:
+        raise typer.Exit(1)
+
+
+config_app = typer.Typer(help="Read and change settings.", no_args_is_help=True)
+
+
+@config_app.command("set")
+def cmd_config_set(key: str, value: str, as_json: JsonOption = False) -> None:
+    """Change a setting (e.g. `status-url`, `ledger`, `max-expiry-days`)."""
+    config = set_config(home(), key, value)
+    emit(
+        as_json, {"key": key, "value": config[key]}, lambda out: out.print(f"{key} = {config[key]}")
+    )
+
+
+@config_app.command("get")
+def cmd_config_get(key: str, as_json: JsonOption = False) -> None:
+    """Print one setting."""
+    config = read_config(home())
+    if key not in config:
+        raise UsageError(
+            f"unknown setting {key!r}", "list settings with `healthwallet config list`"
+        )
+    emit(as_json, {"key": key, "value": config[key]}, lambda out: out.print(config[key]))
+
+
+@config_app.command("list")
+def cmd_config_list(as_json: JsonOption = False) -> None:
+    """Print every setting."""
+    config = read_config(home())
+
+    def human(out: Console) -> None:
+        table = Table("setting", "value")
+        for key, value in sorted(config.items()):
+            table.add_row(key, value or "(default)")
+        out.print(table)
+
+    emit(as_json, {"config": config}, human)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach these commands to the app."""
+    app.command("init")(cmd_init)
+    app.command("id")(cmd_id)
+    app.command("doctor")(cmd_doctor)
+    app.add_typer(config_app, name="config")

@@ -1,0 +1,527 @@
+"""The encrypted record vault: blobs on disk, an encrypted index in SQLite.
+
+Each record has a random content key. Its bytes are encrypted in chunks with
+secretstream into ``blobs/<id>``; its metadata (label, type, tags, file name, size,
+salt, commitment) is sealed under the same content key; the content key is wrapped
+under the vault key. The record id is bound into every seal as associated data, so
+blobs, keys and metadata cannot be swapped between records. Only the id, the
+insertion order and the wrapped values are stored in the clear.
+
+Writes are atomic: the blob is written to a temp file, fsynced and renamed, and only
+then is the index row committed. A crash leaves at most an orphaned blob or temp
+file, which the next writer (holding the lock) removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import stat
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from . import stream
+from .errors import BadInputError, NotFoundError, StorageError, UsageError, VerificationError
+from .fsutil import ensure_private_dir, exclusive_lock, fsync_dir, open_private, storage_error
+from .stream import RandomBytes
+from .wallet import Clock, utc_now
+
+INDEX_FILE = "vault.sqlite"
+BLOB_DIR = "blobs"
+LOCK_FILE = ".lock"
+SCHEMA_VERSION = 1
+RECORD_TYPES = ("fhir", "pdf", "image", "other")
+FHIR_PARSE_LIMIT = 512 * 1024 * 1024
+
+_AD_BLOB = b"hw-blob/v1\0"
+_AD_META = b"hw-meta/v1\0"
+_AD_KEY = b"hw-key/v1\0"
+
+MEDIA_TYPES = {
+    "fhir": "application/fhir+json",
+    "pdf": "application/pdf",
+    "other": "application/octet-stream",
+}
+_IMAGE_MAGIC: list[tuple[bytes, str]] = [
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+    (b"BM", "image/bmp"),
+]
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record's decrypted metadata."""
+
+    id: str
+    type: str
+    media_type: str
+    label: str
+    tags: list[str]
+    name: str
+    size: int
+    added: str
+    salt: bytes = field(repr=False)
+    commitment: str
+    resource_counts: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON shape `record list` prints."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "media_type": self.media_type,
+            "label": self.label,
+            "tags": self.tags,
+            "size": self.size,
+            "added": self.added,
+        }
+
+
+def _detect_image(head: bytes) -> str | None:
+    for magic, media_type in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return media_type
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "application/dicom"
+    return None
+
+
+def _fhir_counts(path: Path, claimed: bool) -> dict[str, int] | None:
+    """Resource counts when ``path`` is FHIR JSON; None if it is not (BadInputError if claimed)."""
+    size = path.stat().st_size
+    if size > FHIR_PARSE_LIMIT:
+        if claimed:
+            raise BadInputError("the FHIR file is too large to check", "split the Bundle")
+        return None
+    try:
+        resource = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError):
+        if claimed:
+            raise BadInputError(
+                "a file given as --type fhir is not JSON",
+                "FHIR records must be FHIR R4 JSON; use --type other for anything else",
+            ) from None
+        return None
+    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        if claimed:
+            raise BadInputError(
+                "a file given as --type fhir has no resourceType",
+                "FHIR records must be FHIR R4 JSON resources or Bundles",
+            )
+        return None
+    counts: Counter[str] = Counter()
+    if resource["resourceType"] == "Bundle":
+        for entry in resource.get("entry") or []:
+            inner = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(inner, dict) and isinstance(inner.get("resourceType"), str):
+                counts[inner["resourceType"]] += 1
+    else:
+        counts[resource["resourceType"]] += 1
+    return dict(counts)
+
+
+def detect_type(path: Path, claimed: str | None) -> tuple[str, str, dict[str, int]]:
+    """(type, media type, resource counts) of a file, checking a claimed type where it matters."""
+    if claimed is not None and claimed not in RECORD_TYPES:
+        raise UsageError(
+            f"unknown record type {claimed!r}", "use one of: " + ", ".join(RECORD_TYPES)
+        )
+    with path.open("rb") as handle:
+        head = handle.read(512)
+    image = _detect_image(head)
+    if claimed == "fhir" or (
+        claimed is None and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+    ):
+        counts = _fhir_counts(path, claimed == "fhir")
+        if counts is not None:
+            return "fhir", MEDIA_TYPES["fhir"], counts
+    if claimed == "pdf" or (claimed is None and head.startswith(b"%PDF-")):
+        return "pdf", MEDIA_TYPES["pdf"], {}
+    if claimed == "image" or (claimed is None and image):
+        return "image", image or "application/octet-stream", {}
+    if head.lstrip().startswith(b"{") and claimed is None:
+        return "other", "application/json", {}
+    return "other", MEDIA_TYPES["other"], {}
+
+
+def check_input_file(path: Path) -> None:
+    """Refuse missing files, directories and unreadable files before any work starts."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise NotFoundError(
+            "an input file does not exist", f"check the path: {path.name}"
+        ) from None
+    except OSError as exc:
+        raise BadInputError(f"cannot read an input file ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise BadInputError("an input is a directory, not a file", "pass the files inside it")
+    if not os.access(path, os.R_OK):
+        raise BadInputError("an input file is not readable", "check its permissions")
+
+
+class Vault:
+    """The record store of one wallet home."""
+
+    def __init__(
+        self,
+        home: Path,
+        vault_key: bytes,
+        now: Clock = utc_now,
+        random_bytes: RandomBytes = os.urandom,
+    ) -> None:
+        self.home = home
+        self._vault_key = vault_key
+        self._now = now
+        self._random = random_bytes
+        self._db: sqlite3.Connection | None = None
+        self.recovered = 0
+
+    # -- storage plumbing -------------------------------------------------------------
+    @property
+    def blob_dir(self) -> Path:
+        """Directory of encrypted blobs."""
+        return self.home / BLOB_DIR
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            path = self.home / INDEX_FILE
+            if not path.exists():
+                self._create_file(path)
+            try:
+                db = sqlite3.connect(path, timeout=60, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute("PRAGMA secure_delete=ON")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS records ("
+                    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                    " id TEXT NOT NULL UNIQUE,"
+                    " wrapped_key BLOB NOT NULL,"
+                    " meta BLOB NOT NULL)"
+                )
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS vault_meta (key TEXT PRIMARY KEY, value TEXT)"
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO vault_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(
+                    f"the record index cannot be opened ({exc})",
+                    "run `healthwallet doctor`; restore from a backup if it is damaged",
+                ) from None
+            for suffix in ("-wal", "-shm"):
+                side = path.with_name(path.name + suffix)
+                if side.exists():
+                    side.chmod(0o600)
+            self._db = db
+        return self._db
+
+    def _create_file(self, path: Path) -> None:
+        ensure_private_dir(self.home)
+        try:
+            open_private(path).close()
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise storage_error(exc, "the record index") from None
+
+    def close(self) -> None:
+        """Close the index."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def initialize(self) -> None:
+        """Create an empty vault (index and blob directory)."""
+        ensure_private_dir(self.blob_dir)
+        self._connect()
+        self.close()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """Hold the wallet's exclusive lock and clean up after crashed writers."""
+        ensure_private_dir(self.blob_dir)
+        with exclusive_lock(self.home / LOCK_FILE):
+            db = self._connect()
+            self.recovered += self._recover(db)
+            yield db
+
+    def _recover(self, db: sqlite3.Connection) -> int:
+        """Remove temp files and blobs with no index row (left by a killed writer)."""
+        known = {row[0] for row in db.execute("SELECT id FROM records")}
+        removed = 0
+        for entry in os.scandir(self.blob_dir):
+            if entry.name.startswith(".tmp-") or entry.name not in known:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                removed += 1
+        return removed
+
+    def _new_id(self, db: sqlite3.Connection) -> str:
+        while True:
+            record_id = self._random(8).hex()
+            if db.execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone() is None:
+                return record_id
+
+    # -- sealing ------------------------------------------------------------------------
+    def _unwrap(self, record_id: str, wrapped: bytes) -> bytes:
+        return stream.open_bytes(self._vault_key, wrapped, _AD_KEY + record_id.encode())
+
+    def _decode(self, record_id: str, wrapped: bytes, meta: bytes) -> tuple[Record, bytes]:
+        key = self._unwrap(record_id, wrapped)
+        raw = json.loads(stream.open_bytes(key, meta, _AD_META + record_id.encode()))
+        record = Record(
+            id=record_id,
+            type=raw["type"],
+            media_type=raw["media_type"],
+            label=raw["label"],
+            tags=list(raw["tags"]),
+            name=raw["name"],
+            size=int(raw["size"]),
+            added=raw["added"],
+            salt=bytes.fromhex(raw["salt"]),
+            commitment=raw["commitment"],
+            resource_counts=dict(raw.get("resource_counts", {})),
+        )
+        return record, key
+
+    # -- operations ---------------------------------------------------------------------
+    def add(
+        self,
+        path: Path,
+        record_type: str | None = None,
+        label: str | None = None,
+        tags: list[str] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Record:
+        """Encrypt ``path`` into the vault and return its record."""
+        check_input_file(path)
+        kind, media_type, counts = detect_type(path, record_type)
+        with self._writing() as db:
+            record_id = self._new_id(db)
+            content_key = self._random(stream.KEY_BYTES)
+            salt = self._random(32)
+            hasher = hashlib.sha256(salt)
+
+            def consume(chunk: bytes) -> None:
+                hasher.update(chunk)
+                if on_progress is not None:
+                    on_progress(len(chunk))
+
+            tmp = self.blob_dir / f".tmp-{record_id}"
+            try:
+                with path.open("rb") as src, open_private(tmp) as dst:
+                    size = stream.encrypt_stream(
+                        content_key, src, dst, _AD_BLOB + record_id.encode(), consume
+                    )
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                os.replace(tmp, self.blob_dir / record_id)
+                fsync_dir(self.blob_dir)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise storage_error(exc, "a record") from None
+            record = Record(
+                id=record_id,
+                type=kind,
+                media_type=media_type,
+                label=label if label is not None else path.name,
+                tags=sorted(set(tags or [])),
+                name=path.name,
+                size=size,
+                added=self._now().isoformat(timespec="seconds"),
+                salt=salt,
+                commitment=hasher.hexdigest(),
+                resource_counts=counts,
+            )
+            meta = dict(
+                record.summary(),
+                name=record.name,
+                salt=salt.hex(),
+                commitment=record.commitment,
+                resource_counts=counts,
+            )
+            sealed_meta = stream.seal_bytes(
+                content_key, json.dumps(meta).encode(), _AD_META + record_id.encode(), self._random
+            )
+            wrapped = stream.seal_bytes(
+                self._vault_key, content_key, _AD_KEY + record_id.encode(), self._random
+            )
+            try:
+                db.execute(
+                    "INSERT INTO records (id, wrapped_key, meta) VALUES (?, ?, ?)",
+                    (record_id, wrapped, sealed_meta),
+                )
+            except sqlite3.OperationalError as exc:
+                (self.blob_dir / record_id).unlink(missing_ok=True)
+                raise StorageError(f"cannot update the record index ({exc})") from None
+        return record
+
+    def records(self, record_type: str | None = None, tag: str | None = None) -> list[Record]:
+        """All records in the order they were added, optionally filtered."""
+        out = []
+        for record_id, wrapped, meta in self._connect().execute(
+            "SELECT id, wrapped_key, meta FROM records ORDER BY seq"
+        ):
+            try:
+                record, _ = self._decode(record_id, wrapped, meta)
+            except (VerificationError, ValueError, KeyError):
+                continue  # a damaged row is reported by `doctor`, not hidden
+            if record_type is not None and record.type != record_type:
+                continue
+            if tag is not None and tag not in record.tags:
+                continue
+            out.append(record)
+        return out
+
+    def resolve_id(self, record_id: str) -> str:
+        """The full id for an id or a unique prefix of at least 4 characters."""
+        record_id = record_id.strip().lower()
+        db = self._connect()
+        if db.execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone():
+            return record_id
+        if len(record_id) >= 4 and all(c in "0123456789abcdef" for c in record_id):
+            matches = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM records WHERE id LIKE ? LIMIT 2", (record_id + "%",)
+                )
+            ]
+            if len(matches) == 1:
+                return str(matches[0])
+            if len(matches) > 1:
+                raise UsageError("that record id prefix is ambiguous", "give more characters")
+        raise NotFoundError("no such record", "list records with `healthwallet record list`")
+
+    def _row(self, record_id: str) -> tuple[Record, bytes]:
+        full = self.resolve_id(record_id)
+        row = (
+            self._connect()
+            .execute("SELECT wrapped_key, meta FROM records WHERE id=?", (full,))
+            .fetchone()
+        )
+        if row is None:
+            raise NotFoundError("no such record", "list records with `healthwallet record list`")
+        try:
+            return self._decode(full, row[0], row[1])
+        except (ValueError, KeyError):
+            raise VerificationError(f"record {full}: its metadata is damaged") from None
+        except VerificationError:
+            raise VerificationError(
+                f"record {full}: its key or metadata failed authentication",
+                "run `healthwallet doctor`; restore the wallet from a backup",
+            ) from None
+
+    def get(self, record_id: str) -> Record:
+        """One record's metadata."""
+        return self._row(record_id)[0]
+
+    def _chunks(self, record: Record, key: bytes) -> Iterator[bytes]:
+        try:
+            handle = (self.blob_dir / record.id).open("rb")
+        except FileNotFoundError:
+            raise VerificationError(
+                f"record {record.id}: its encrypted content is missing",
+                "restore the wallet from a backup",
+            ) from None
+        with handle:
+            yield from stream.decrypt_chunks(key, handle, _AD_BLOB + record.id.encode())
+
+    def verify(self, record_id: str) -> Record:
+        """Decrypt a record fully and check its commitment; VerificationError on any damage."""
+        record, key = self._row(record_id)
+        hasher = hashlib.sha256(record.salt)
+        size = 0
+        try:
+            for chunk in self._chunks(record, key):
+                hasher.update(chunk)
+                size += len(chunk)
+        except VerificationError as exc:
+            raise VerificationError(
+                f"record {record.id}: {exc.message}", "restore the wallet from a backup"
+            ) from None
+        if hasher.hexdigest() != record.commitment or size != record.size:
+            raise VerificationError(
+                f"record {record.id}: content does not match its commitment",
+                "restore the wallet from a backup",
+            )
+        return record
+
+    def read_into(self, record_id: str, dst: BinaryIO) -> Record:
+        """Write a record's exact bytes to ``dst``, but only after verifying all of it."""
+        record = self.verify(record_id)
+        _, key = self._row(record.id)
+        for chunk in self._chunks(record, key):
+            dst.write(chunk)
+        return record
+
+    @contextlib.contextmanager
+    def open_plaintext(self, record_id: str) -> Iterator[BinaryIO]:
+        """A readable stream of a record's plaintext (authenticated chunk by chunk)."""
+        record, key = self._row(record_id)
+        yield cast(BinaryIO, _ChunkReader(self._chunks(record, key)))
+
+    def remove(self, record_id: str) -> str:
+        """Destroy a record: its wrapped key and metadata, then its blob."""
+        with self._writing() as db:
+            full = self.resolve_id(record_id)
+            db.execute("DELETE FROM records WHERE id=?", (full,))
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            (self.blob_dir / full).unlink(missing_ok=True)
+        return full
+
+    def doctor(self) -> tuple[list[dict[str, str]], int]:
+        """Check the index and every record; returns (problems, orphaned files removed)."""
+        problems: list[dict[str, str]] = []
+        with self._writing() as db:
+            check = db.execute("PRAGMA integrity_check").fetchone()
+            if not check or check[0] != "ok":
+                problems.append({"record": "", "problem": "the record index is damaged"})
+            rows = db.execute("SELECT id FROM records ORDER BY seq").fetchall()
+        for (record_id,) in rows:
+            try:
+                self.verify(record_id)
+            except VerificationError as exc:
+                problems.append({"record": record_id, "problem": exc.message})
+        return problems, self.recovered
+
+    def __len__(self) -> int:
+        row = self._connect().execute("SELECT COUNT(*) FROM records").fetchone()
+        return int(row[0])
+
+
+class _ChunkReader:
+    """A minimal file-like reader over an iterator of chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                break
+        if size < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out

@@ -1,0 +1,209 @@
+"""The wallet home: where it is, creating it, unlocking it, and its settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import KeystoreError, NotFoundError, UsageError
+from .fsutil import atomic_write_bytes, ensure_private_dir
+from .keys import Identity
+from .keystore import KeyringLike, Keystore, KeystoreKind, PassphraseSource, system_keyring
+from .stream import RandomBytes
+
+WALLET_FILE = "wallet.json"
+CONFIG_FILE = "config.json"
+WALLET_FORMAT = "healthwallet-wallet/v1"
+HOME_ENV = "HEALTHWALLET_HOME"
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+# Settings a user may change with `healthwallet config set`, with their defaults.
+CONFIG_DEFAULTS: dict[str, str] = {
+    "status-url": "",
+    "max-expiry-days": "365",
+    "clock-skew-seconds": "60",
+    "ledger": "local",
+    "ethereum.rpc-url": "",
+    "ethereum.chain-id": "",
+    "ethereum.confirmations": "1",
+    "ethereum.key-file": "",
+}
+
+
+def default_home() -> Path:
+    """The platform's user data directory for healthwallet."""
+    from platformdirs import user_data_path
+
+    return user_data_path("healthwallet", appauthor=False)
+
+
+def resolve_home(flag: str | Path | None = None, environ: dict[str, str] | None = None) -> Path:
+    """The wallet home: ``--home`` if given, else $HEALTHWALLET_HOME, else the platform default."""
+    env = os.environ if environ is None else environ
+    if flag:
+        return Path(flag).expanduser()
+    if env.get(HOME_ENV):
+        return Path(env[HOME_ENV]).expanduser()
+    return default_home()
+
+
+@dataclass(frozen=True)
+class WalletInfo:
+    """The public facts of a wallet, kept in plaintext in wallet.json (no secrets)."""
+
+    did: str
+    keystore: KeystoreKind
+    wallet_id: str
+    created: str
+    format: str = WALLET_FORMAT
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def wallet_exists(home: Path) -> bool:
+    """True when ``home`` holds a wallet."""
+    return (home / WALLET_FILE).exists()
+
+
+def read_info(home: Path) -> WalletInfo:
+    """Read wallet.json; NotFoundError when there is no wallet here."""
+    path = home / WALLET_FILE
+    try:
+        raw = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise NotFoundError(
+            "no wallet here", "create one with `healthwallet init`, or point --home at yours"
+        ) from None
+    except (OSError, ValueError):
+        raise UsageError("the wallet file is damaged", "restore the wallet from a backup") from None
+    if raw.get("format") != WALLET_FORMAT:
+        raise UsageError("the wallet has an unknown format", "upgrade healthwallet")
+    return WalletInfo(
+        did=raw["did"],
+        keystore=raw["keystore"],
+        wallet_id=raw["wallet_id"],
+        created=raw["created"],
+        history=list(raw.get("history", [])),
+    )
+
+
+def write_info(home: Path, info: WalletInfo) -> None:
+    """Write wallet.json atomically."""
+    atomic_write_bytes(
+        home / WALLET_FILE, (json.dumps(asdict(info), indent=2) + "\n").encode(), "the wallet file"
+    )
+
+
+def choose_keystore(
+    requested: KeystoreKind | None, keyring_backend: KeyringLike | None
+) -> KeystoreKind:
+    """The keystore to use: the one asked for, else the OS keyring when present, else a file."""
+    if requested is not None:
+        return requested
+    return "keyring" if (keyring_backend or system_keyring()) is not None else "file"
+
+
+@dataclass
+class Wallet:
+    """An unlocked wallet: its home, public info and identity."""
+
+    home: Path
+    info: WalletInfo
+    identity: Identity
+
+    @property
+    def did(self) -> str:
+        """The wallet's DID."""
+        return self.identity.did
+
+
+def init_wallet(
+    home: Path,
+    keystore: KeystoreKind | None,
+    passphrase: PassphraseSource,
+    keyring_backend: KeyringLike | None = None,
+    seed: bytes | None = None,
+    random_bytes: RandomBytes = os.urandom,
+    now: Clock = utc_now,
+) -> Wallet:
+    """Create a new wallet in ``home``; refuses (UsageError) if one is already there."""
+    if wallet_exists(home):
+        raise UsageError(
+            "a wallet already exists here; nothing was changed",
+            "use another --home, or keep using the wallet you have",
+        )
+    ensure_private_dir(home)
+    kind = choose_keystore(keystore, keyring_backend)
+    identity = Identity(seed if seed is not None else random_bytes(32))
+    info = WalletInfo(
+        did=identity.did,
+        keystore=kind,
+        wallet_id=str(uuid.UUID(bytes=random_bytes(16), version=4)),
+        created=now().isoformat(timespec="seconds"),
+    )
+    store = Keystore(kind, home, info.wallet_id, keyring_backend)
+    store.store(identity.seed, passphrase, random_bytes)
+    from .vault import Vault
+
+    Vault(home, identity.vault_key).initialize()
+    # wallet.json is written last: a wallet exists only once everything else is in place.
+    write_info(home, info)
+    return Wallet(home, info, identity)
+
+
+def open_wallet(
+    home: Path, passphrase: PassphraseSource, keyring_backend: KeyringLike | None = None
+) -> Wallet:
+    """Unlock the wallet in ``home``; KeystoreError if its key cannot be read."""
+    info = read_info(home)
+    store = Keystore(info.keystore, home, info.wallet_id, keyring_backend)
+    identity = Identity(store.load(passphrase))
+    if identity.did != info.did:
+        raise KeystoreError(
+            "the key in the keystore does not belong to this wallet",
+            "check that --home points at the right wallet",
+        )
+    return Wallet(home, info, identity)
+
+
+def read_config(home: Path) -> dict[str, str]:
+    """All settings, defaults filled in."""
+    config = dict(CONFIG_DEFAULTS)
+    try:
+        config.update(json.loads((home / CONFIG_FILE).read_bytes()))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        raise UsageError("the config file is damaged", "fix or remove config.json") from None
+    return config
+
+
+def set_config(home: Path, key: str, value: str) -> dict[str, str]:
+    """Change one setting; UsageError for an unknown key."""
+    if key not in CONFIG_DEFAULTS:
+        raise UsageError(
+            f"unknown setting {key!r}", "known settings: " + ", ".join(sorted(CONFIG_DEFAULTS))
+        )
+    ensure_private_dir(home)
+    stored: dict[str, str] = {}
+    try:
+        stored = json.loads((home / CONFIG_FILE).read_bytes())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        raise UsageError("the config file is damaged", "fix or remove config.json") from None
+    stored[key] = value
+    atomic_write_bytes(home / CONFIG_FILE, (json.dumps(stored, indent=2) + "\n").encode(), "config")
+    return read_config(home)
