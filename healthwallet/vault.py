@@ -208,19 +208,6 @@ class Vault:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
                 db.execute("PRAGMA secure_delete=ON")
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS records ("
-                    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-                    " id TEXT NOT NULL UNIQUE,"
-                    " wrapped_key BLOB NOT NULL,"
-                    " meta BLOB NOT NULL)"
-                )
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS vault_meta (key TEXT PRIMARY KEY, value TEXT)"
-                )
-                db.execute(
-                    "INSERT OR IGNORE INTO vault_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-                )
             except sqlite3.DatabaseError as exc:
                 raise StorageError(
                     f"the record index cannot be opened ({exc})",
@@ -232,6 +219,22 @@ class Vault:
                     side.chmod(0o600)
             self._db = db
         return self._db
+
+    @staticmethod
+    def _ensure_schema(db: sqlite3.Connection) -> None:
+        """Create the tables if missing (writers only; readers never write)."""
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS records ("
+            " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " id TEXT NOT NULL UNIQUE,"
+            " wrapped_key BLOB NOT NULL,"
+            " meta BLOB NOT NULL)"
+        )
+        db.execute("CREATE TABLE IF NOT EXISTS vault_meta (key TEXT PRIMARY KEY, value TEXT)")
+        db.execute("INSERT OR IGNORE INTO vault_meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        # Ids whose blob may exist without a committed row (a write or delete in flight):
+        # recovery looks only here, so it costs O(pending), not O(records).
+        db.execute("CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY)")
 
     def _create_file(self, path: Path) -> None:
         ensure_private_dir(self.home)
@@ -251,7 +254,7 @@ class Vault:
     def initialize(self) -> None:
         """Create an empty vault (index and blob directory)."""
         ensure_private_dir(self.blob_dir)
-        self._connect()
+        self._ensure_schema(self._connect())
         self.close()
 
     @contextlib.contextmanager
@@ -260,11 +263,24 @@ class Vault:
         ensure_private_dir(self.blob_dir)
         with exclusive_lock(self.home / LOCK_FILE):
             db = self._connect()
+            self._ensure_schema(db)
             self.recovered += self._recover(db)
             yield db
 
     def _recover(self, db: sqlite3.Connection) -> int:
-        """Remove temp files and blobs with no index row (left by a killed writer)."""
+        """Undo writes and deletes that a killed writer left half-done (listed in `pending`)."""
+        removed = 0
+        for (record_id,) in db.execute("SELECT id FROM pending").fetchall():
+            if db.execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone() is None:
+                for path in (self.blob_dir / record_id, self.blob_dir / f".tmp-{record_id}"):
+                    if path.exists():
+                        path.unlink()
+                        removed += 1
+            db.execute("DELETE FROM pending WHERE id=?", (record_id,))
+        return removed
+
+    def _sweep(self, db: sqlite3.Connection) -> int:
+        """Remove any blob or temp file with no index row (a full scan, for `doctor`)."""
         known = {row[0] for row in db.execute("SELECT id FROM records")}
         removed = 0
         for entry in os.scandir(self.blob_dir):
@@ -326,6 +342,7 @@ class Vault:
                     on_progress(len(chunk))
 
             tmp = self.blob_dir / f".tmp-{record_id}"
+            db.execute("INSERT INTO pending (id) VALUES (?)", (record_id,))
             try:
                 with path.open("rb") as src, open_private(tmp) as dst:
                     size = stream.encrypt_stream(
@@ -365,10 +382,13 @@ class Vault:
                 self._vault_key, content_key, _AD_KEY + record_id.encode(), self._random
             )
             try:
-                db.execute(
-                    "INSERT INTO records (id, wrapped_key, meta) VALUES (?, ?, ?)",
-                    (record_id, wrapped, sealed_meta),
-                )
+                with db:  # one transaction: the row appears and the intent goes together
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute(
+                        "INSERT INTO records (id, wrapped_key, meta) VALUES (?, ?, ?)",
+                        (record_id, wrapped, sealed_meta),
+                    )
+                    db.execute("DELETE FROM pending WHERE id=?", (record_id,))
             except sqlite3.OperationalError as exc:
                 (self.blob_dir / record_id).unlink(missing_ok=True)
                 raise StorageError(f"cannot update the record index ({exc})") from None
@@ -482,15 +502,20 @@ class Vault:
         """Destroy a record: its wrapped key and metadata, then its blob."""
         with self._writing() as db:
             full = self.resolve_id(record_id)
-            db.execute("DELETE FROM records WHERE id=?", (full,))
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("DELETE FROM records WHERE id=?", (full,))
+                db.execute("INSERT OR IGNORE INTO pending (id) VALUES (?)", (full,))
             (self.blob_dir / full).unlink(missing_ok=True)
+            db.execute("DELETE FROM pending WHERE id=?", (full,))
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return full
 
     def doctor(self) -> tuple[list[dict[str, str]], int]:
         """Check the index and every record; returns (problems, orphaned files removed)."""
         problems: list[dict[str, str]] = []
         with self._writing() as db:
+            self.recovered += self._sweep(db)
             check = db.execute("PRAGMA integrity_check").fetchone()
             if not check or check[0] != "ok":
                 problems.append({"record": "", "problem": "the record index is damaged"})
