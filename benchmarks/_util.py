@@ -1,0 +1,53 @@
+"""Small helpers shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def best_of(fn: Callable[[], Any], repeat: int = 5) -> float:
+    """The fastest of ``repeat`` runs of ``fn``, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def median_of_commands(
+    argv: list[str], repeat: int = 15, env: dict[str, str] | None = None
+) -> float:
+    """Median wall time of a command run ``repeat`` times, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True, env=env)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_rss_of(argv: list[str], env: dict[str, str] | None = None) -> int:
+    """Peak resident set size (bytes) of a child process, via wait4's rusage."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = __import__("os").wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "failed")
+    return int(usage.ru_maxrss) * 1024
+
+
+def report(name: str, figures: dict[str, Any]) -> None:
+    """Print one JSON line with the benchmark's figures."""
+    sys.stdout.write(json.dumps({"benchmark": name, **figures}, indent=2) + "\n")
+
+
+def self_peak_rss() -> int:
+    """Peak RSS of this process so far, in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
