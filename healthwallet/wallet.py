@@ -190,9 +190,15 @@ def read_config(home: Path) -> dict[str, str]:
     return config
 
 
+def _is_plugin_setting(key: str) -> bool:
+    """`NAME.setting` keys belong to a ledger backend, including third-party ones."""
+    name, dot, setting = key.partition(".")
+    return bool(dot) and name.isidentifier() and bool(setting) and "." not in setting
+
+
 def set_config(home: Path, key: str, value: str) -> dict[str, str]:
     """Change one setting; UsageError for an unknown key."""
-    if key not in CONFIG_DEFAULTS:
+    if key not in CONFIG_DEFAULTS and not _is_plugin_setting(key):
         raise UsageError(
             f"unknown setting {key!r}", "known settings: " + ", ".join(sorted(CONFIG_DEFAULTS))
         )

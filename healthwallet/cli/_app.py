@@ -61,10 +61,11 @@ def _global(
 
 
 def _register() -> None:
-    from . import _records, _wallet_cmds
+    from . import _anchor, _records, _wallet_cmds
 
     _wallet_cmds.register(app)
     _records.register(app)
+    _anchor.register(app)
 
 
 def _wants_json(argv: list[str]) -> bool:
