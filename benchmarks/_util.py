@@ -35,12 +35,19 @@ def median_of_commands(
 
 
 def peak_rss_of(argv: list[str], env: dict[str, str] | None = None) -> int:
-    """Peak resident set size (bytes) of a child process, via wait4's rusage."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = __import__("os").wait4(proc.pid, 0)
-    if status != 0:
-        raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "failed")
-    return int(usage.ru_maxrss) * 1024
+    """Peak resident set size (bytes) of a command.
+
+    Measured through a small wrapper process: a child's ru_maxrss includes what it inherited
+    at fork time, so forking straight from a large benchmark process would overstate it.
+    """
+    wrapper = (
+        "import resource, subprocess, sys;"
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", wrapper, *argv], env=env, check=True,
+                         capture_output=True).stdout
+    return int(out.decode().strip()) * 1024
 
 
 def report(name: str, figures: dict[str, Any]) -> None:
