@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from . import stream
+from . import jsonutil, stream
 from .errors import BadInputError, NotFoundError, StorageError, UsageError, VerificationError
 from .fsutil import ensure_private_dir, exclusive_lock, fsync_dir, open_private, storage_error
 from .stream import RandomBytes
@@ -109,7 +109,7 @@ def _fhir_counts(path: Path, claimed: bool) -> dict[str, int] | None:
             raise BadInputError("the FHIR file is too large to check", "split the Bundle")
         return None
     try:
-        resource = json.loads(path.read_bytes())
+        resource = jsonutil.loads(path.read_bytes())
     except (ValueError, UnicodeDecodeError):
         if claimed:
             raise BadInputError(

@@ -21,6 +21,7 @@ from healthwallet.deid._methods import REMOVE, Context, Masked, make_method
 from healthwallet.deid._paths import EXTENSION_NAMES, NO_RULE, Automaton, State
 from healthwallet.deid._policy import Policy
 from healthwallet.errors import BadInputError, UsageError
+from healthwallet.jsonutil import MAX_NESTING, recursion_cap
 
 _KEEP = 0
 _REDACT = 1
@@ -365,13 +366,16 @@ def deidentify(
         raise UsageError("policy must be a Policy (see load_policy)")
     if not isinstance(keys, PseudonymKeys):
         raise UsageError("keys must be PseudonymKeys (see PseudonymKeys.derive)")
-    try:
-        resource_type = check_resource(resource)
-        when = now if now is not None else datetime.now(UTC)
-        walker = _Walker(_engine(policy), Context(keys, when.year), report)
-        out = walker.resource(resource, resource_type if report else None)
-    except RecursionError as exc:
-        raise BadInputError("the resource is nested too deeply") from exc
+    # The walk recurses per nesting level: cap the depth here rather than trust the
+    # process-wide recursion limit, which other libraries may have raised.
+    with recursion_cap(MAX_NESTING):
+        try:
+            resource_type = check_resource(resource)
+            when = now if now is not None else datetime.now(UTC)
+            walker = _Walker(_engine(policy), Context(keys, when.year), report)
+            out = walker.resource(resource, resource_type if report else None)
+        except RecursionError as exc:
+            raise BadInputError("the resource is nested too deeply") from exc
     if out is REMOVE or not isinstance(out, dict):
         out = {"resourceType": resource_type}
     return DeidResult(out, walker.changes if walker.changes is not None else [])

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from healthwallet import jsonutil
 from healthwallet.errors import BadInputError
 
 # FHIR R4 (4.0.1) resource types, https://hl7.org/fhir/R4/resourcelist.html
@@ -98,11 +98,13 @@ def check_resource(resource: Any, where: str = "input") -> str:
 def parse_fhir_json(data: bytes | str) -> dict[str, Any]:
     """Parse FHIR R4 JSON text, refusing anything that is not a FHIR resource or Bundle."""
     try:
-        parsed = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        parsed = jsonutil.loads(data)
+    except UnicodeDecodeError as exc:
         raise BadInputError("input is not JSON (FHIR R4 JSON expected)") from exc
-    except RecursionError as exc:
-        raise BadInputError("input JSON is nested too deeply") from exc
+    except ValueError as exc:
+        if "nested too deeply" in str(exc):
+            raise BadInputError("input JSON is nested too deeply") from exc
+        raise BadInputError("input is not JSON (FHIR R4 JSON expected)") from exc
     check_resource(parsed)
     resource: dict[str, Any] = parsed
     return resource

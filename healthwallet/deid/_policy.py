@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path as FilePath
 from typing import Any
 
+from healthwallet import jsonutil
 from healthwallet.deid._paths import Path, parse_path
 from healthwallet.errors import BadInputError, NotFoundError
 
@@ -235,9 +236,11 @@ def load_policy(name_or_path: str | os.PathLike[str]) -> Policy:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInputError("the policy file cannot be read as UTF-8 text") from exc
     try:
-        document = json.loads(text)
+        document = jsonutil.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInputError(f"the policy file is not JSON (line {exc.lineno})") from exc
+    except ValueError as exc:
+        raise BadInputError("the policy file is not usable JSON (nested too deeply)") from exc
     return Policy(document)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,10 +27,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from eth_account import Account
 
 from ..errors import KeystoreError, LedgerUnavailableError, NetworkError, StorageError, UsageError
 from .base import LedgerContext, LookupResult, Receipt, format_time, open_private_db
+
+
+def _account() -> Any:
+    """eth_account.Account, imported lazily without its side effect on the recursion limit.
+
+    py_ecc (imported by eth-account) raises the process-wide recursion limit to 100,000; we
+    put it back so deep input elsewhere fails with RecursionError, not a C stack overflow.
+    """
+    limit = sys.getrecursionlimit()
+    from eth_account import Account
+
+    sys.setrecursionlimit(limit)
+    return Account
+
 
 ANCHOR_TAG = b"HWA1"
 INTENTS_FILE = "ledger-ethereum.sqlite"
@@ -266,14 +280,14 @@ class EthereumLedger:
 
     def sender_address(self) -> str:
         """The checksummed address of the configured sending key."""
-        return str(Account.from_key(bytes.fromhex(self._load_key())).address)
+        return str(_account().from_key(bytes.fromhex(self._load_key())).address)
 
     def publish(self, root: bytes) -> Receipt:
         """Send (or re-send) the anchor transaction for ``root`` and return its receipt."""
         chain_id = self.settings.chain_id
         if chain_id is None:
             raise UsageError("the ethereum ledger needs a chain_id setting to publish")
-        account = Account.from_key(bytes.fromhex(self._load_key()))
+        account = _account().from_key(bytes.fromhex(self._load_key()))
         sender = str(account.address)
         with self._rpc() as rpc:
             node_chain = rpc.quantity("eth_chainId")

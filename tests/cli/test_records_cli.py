@@ -224,3 +224,13 @@ def test_progress_is_on_stderr_only(wallet: Cli, tmp_path: Path) -> None:
         files.append(path)
     result = wallet.ok("record", "add", *files, "--json")
     assert len(json.loads(result.out)["records"]) == 6
+
+
+def test_deeply_nested_fhir_is_bad_input_not_a_crash(wallet: Cli, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"resourceType": "Bundle", "x": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    result = wallet("record", "add", deep, "--type", "fhir")
+    assert result.code == 2, result
+    assert result.err.startswith("error: ") and "Traceback" not in result.err
+    # undeclared, it is stored as an opaque record rather than crash the type detection
+    assert wallet.ok("record", "add", deep, "--json").json()["records"][0]["type"] == "other"
