@@ -1,0 +1,379 @@
+"""W3C Status List 2021: revocation bitstrings, their credentials, fetching and checking.
+
+Spec: W3C CCG "Verifiable Credentials Status List v2021" (Final Community Group Report,
+2023-01-02), cited below as SL2021. A list is a bitstring of at least 16 KiB (131 072
+entries, for group privacy, SL2021 §6.1/§7.2); index 0 is the left-most (most significant) bit
+of the first byte; it travels GZIP-compressed and base64url-encoded in ``encodedList``
+(SL2021 §3.2, §5.1 generation / §5.2 expansion algorithms).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import urllib.parse
+import urllib.request
+import zlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal, overload
+
+import httpx
+
+from . import jsonutil, keys
+from .contexts import STATUS_LIST_CONTEXT
+from .credentials import Format, issue_credential, verify_proof
+from .errors import BadInputError, NetworkError, NotFoundError, UsageError, VerificationError
+
+MIN_SIZE: Final = 16 * 1024 * 8  # SL2021 §6.1: at least 16 KiB of bits
+MAX_BITSTRING_BYTES: Final = 16 * 1024 * 1024  # expansion cap: a gzip bomb stops here
+MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024  # a fetched or read status list credential
+PURPOSES: Final = ("revocation", "suspension")  # SL2021 §3.1 statusPurpose
+ENTRY_TYPE: Final = "StatusList2021Entry"
+CREDENTIAL_TYPE: Final = "StatusList2021Credential"
+SUBJECT_TYPE: Final = "StatusList2021"
+_GZIP_MAGIC_B64: Final = "H4sI"  # base64 of the gzip header 1f 8b 08
+_ACCEPT: Final = "application/vc+ld+json, application/json;q=0.9, application/jwt;q=0.8"
+
+__all__ = [
+    "MIN_SIZE",
+    "StatusList",
+    "check_status",
+    "load_status_list_credential",
+    "status_entry",
+    "status_list_credential",
+]
+
+
+class StatusList:
+    """A status bitstring: one bit per credential, set = revoked (or suspended)."""
+
+    __slots__ = ("_bits",)
+
+    def __init__(self, size: int = MIN_SIZE) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE or size % 8:
+            raise UsageError(f"a status list has a multiple of 8 entries, at least {MIN_SIZE}")
+        self._bits = bytearray(size // 8)
+
+    @property
+    def size(self) -> int:
+        """How many entries the list has."""
+        return len(self._bits) * 8
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StatusList) and self._bits == other._bits
+
+    def __hash__(self) -> int:
+        return hash(bytes(self._bits))
+
+    def __repr__(self) -> str:
+        return f"StatusList(size={self.size}, set={self.count()})"
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.size:
+            raise UsageError(f"status list index out of range (0 to {self.size - 1})")
+        return index >> 3, 0x80 >> (index & 7)  # SL2021 §5.2: index 0 is the left-most bit
+
+    def set(self, index: int, revoked: bool = True) -> None:
+        """Set (revoked) or clear the bit at ``index``."""
+        byte, mask = self._locate(index)
+        if revoked:
+            self._bits[byte] |= mask
+        else:
+            self._bits[byte] &= ~mask & 0xFF
+
+    def is_set(self, index: int) -> bool:
+        """True when the bit at ``index`` is set."""
+        byte, mask = self._locate(index)
+        return bool(self._bits[byte] & mask)
+
+    def count(self) -> int:
+        """How many bits are set."""
+        return sum(bin(byte).count("1") for byte in self._bits if byte)
+
+    def encode(self) -> str:
+        """The ``encodedList`` value: GZIP, then base64url without padding (SL2021 §5.1)."""
+        # mtime=0 keeps the output a function of the bits alone.
+        return keys.b64url(gzip.compress(bytes(self._bits), compresslevel=9, mtime=0))
+
+    @classmethod
+    def decode(cls, encoded: str) -> StatusList:
+        """Expand an ``encodedList`` (SL2021 §5.2); BadInputError when it is not one."""
+        if not isinstance(encoded, str) or not encoded:
+            raise BadInputError("status list is not an encoded bitstring")
+        text = encoded.strip()
+        # Bitstring Status List v1.0 adds a multibase "u" prefix; a gzip member always starts
+        # "H4sI" in base64, so the prefix is unambiguous.
+        if text.startswith("u" + _GZIP_MAGIC_B64):
+            text = text[1:]
+        # Be liberal in what we accept: base64url or base64, padded or not.
+        text = text.rstrip("=").replace("+", "-").replace("/", "_")
+        try:
+            padded = text + "=" * (-len(text) % 4)
+            compressed = base64.b64decode(padded, altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raise BadInputError("status list is not base64url") from None
+        bits = _gunzip_capped(compressed)
+        if len(bits) * 8 < MIN_SIZE:
+            raise BadInputError(f"status list is shorter than {MIN_SIZE} entries (16 KiB)")
+        status_list = cls.__new__(cls)
+        status_list._bits = bytearray(bits)
+        return status_list
+
+
+def _gunzip_capped(compressed: bytes) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip container only
+    try:
+        bits = inflater.decompress(compressed, MAX_BITSTRING_BYTES + 1)
+    except zlib.error:
+        raise BadInputError("status list is not GZIP data") from None
+    if len(bits) > MAX_BITSTRING_BYTES:
+        raise BadInputError("status list expands to more than 16 MiB")
+    if not inflater.eof or inflater.unused_data:
+        raise BadInputError("status list GZIP data is truncated or has trailing data")
+    return bits
+
+
+# -- entries and list credentials ----------------------------------------------------------------
+
+
+def _check_list_url(list_url: str) -> None:
+    parts = urllib.parse.urlsplit(list_url) if isinstance(list_url, str) else None
+    # The URL is an IRI in the signed graph (@id): a relative one would silently drop out.
+    if parts is None or parts.scheme not in ("https", "http", "file") or parts.fragment:
+        raise UsageError("a status list URL is an absolute https, http or file URL, no fragment")
+    if parts.scheme != "file" and not parts.netloc:
+        raise UsageError("a status list URL needs a host")
+
+
+def _check_purpose(purpose: str) -> None:
+    if purpose not in PURPOSES:
+        raise UsageError(f"status purpose must be one of {', '.join(PURPOSES)}")
+
+
+def status_entry(list_url: str, index: int, purpose: str = "revocation") -> dict[str, Any]:
+    """The ``credentialStatus`` (StatusList2021Entry, SL2021 §3.1) for slot ``index``."""
+    _check_list_url(list_url)
+    _check_purpose(purpose)
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise UsageError("a status list index is a non-negative integer")
+    return {
+        "id": f"{list_url}#{index}",
+        "type": ENTRY_TYPE,
+        "statusPurpose": purpose,
+        "statusListIndex": str(index),  # SL2021 §3.1: a string
+        "statusListCredential": list_url,
+    }
+
+
+@overload
+def status_list_credential(
+    list_url: str,
+    status_list: StatusList,
+    identity: keys.Identity,
+    now: datetime,
+    purpose: str = "revocation",
+    fmt: Literal["ldp"] = "ldp",
+) -> dict[str, Any]: ...
+@overload
+def status_list_credential(
+    list_url: str,
+    status_list: StatusList,
+    identity: keys.Identity,
+    now: datetime,
+    purpose: str = "revocation",
+    *,
+    fmt: Literal["jwt"],
+) -> str: ...
+@overload
+def status_list_credential(
+    list_url: str,
+    status_list: StatusList,
+    identity: keys.Identity,
+    now: datetime,
+    purpose: str = "revocation",
+    fmt: Format = "ldp",
+) -> dict[str, Any] | str: ...
+def status_list_credential(
+    list_url: str,
+    status_list: StatusList,
+    identity: keys.Identity,
+    now: datetime,
+    purpose: str = "revocation",
+    fmt: Format = "ldp",
+) -> dict[str, Any] | str:
+    """The signed StatusList2021Credential (SL2021 §3.2) for ``status_list``; id == list_url."""
+    _check_list_url(list_url)
+    _check_purpose(purpose)
+    credential = {
+        "@context": list(STATUS_LIST_CONTEXT),
+        "id": list_url,
+        "type": ["VerifiableCredential", CREDENTIAL_TYPE],
+        "issuer": identity.did,
+        "issuanceDate": _iso(now),
+        "credentialSubject": {
+            "id": f"{list_url}#list",
+            "type": SUBJECT_TYPE,
+            "statusPurpose": purpose,
+            "encodedList": status_list.encode(),
+        },
+    }
+    return issue_credential(credential, identity, fmt, now)
+
+
+def _iso(moment: datetime) -> str:
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise UsageError("a time without a time zone was given", "pass an aware datetime (UTC)")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def load_status_list_credential(
+    source: str,
+    transport: httpx.BaseTransport | None = None,
+    timeout: float = 10.0,
+) -> dict[str, Any] | str:
+    """Read a status list credential from a file path, file:// URI or http(s) URL."""
+    if not isinstance(source, str) or not source:
+        raise UsageError("no status list source given")
+    scheme = urllib.parse.urlsplit(source).scheme.lower()
+    if scheme in ("http", "https"):
+        raw = _fetch(source, transport, timeout)
+    elif scheme == "file":
+        raw = _read_file(_file_uri_path(source), source)
+    elif scheme and len(scheme) > 1:  # "c:" is a drive letter, not a scheme
+        raise UsageError(f"status list source scheme {scheme!r} is not supported")
+    else:
+        raw = _read_file(Path(source), source)
+    return _parse_document(raw, source)
+
+
+def _file_uri_path(uri: str) -> Path:
+    parts = urllib.parse.urlsplit(uri)
+    if parts.netloc not in ("", "localhost"):
+        raise UsageError("a file:// status list must be on this machine")
+    return Path(urllib.request.url2pathname(urllib.parse.unquote(parts.path)))
+
+
+def _read_file(path: Path, source: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except FileNotFoundError:
+        raise NotFoundError(f"no status list at {source}", "check the path") from None
+    except IsADirectoryError:
+        raise BadInputError(f"{source} is a directory, not a status list") from None
+    except OSError as exc:
+        raise BadInputError(f"cannot read status list {source} ({exc.strerror})") from None
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise BadInputError(f"status list {source} is larger than 2 MiB")
+    return raw
+
+
+def _fetch(url: str, transport: httpx.BaseTransport | None, timeout: float) -> bytes:
+    try:
+        with (
+            httpx.Client(
+                transport=transport, timeout=timeout, follow_redirects=True, max_redirects=5
+            ) as client,
+            client.stream("GET", url, headers={"Accept": _ACCEPT}) as response,
+        ):
+            if response.status_code != 200:
+                raise NetworkError(f"status list {url} answered HTTP {response.status_code}")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_DOCUMENT_BYTES:
+                raise BadInputError(f"status list {url} is larger than 2 MiB")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_DOCUMENT_BYTES:
+                    raise BadInputError(f"status list {url} is larger than 2 MiB")
+            return bytes(body)
+    except httpx.HTTPError as exc:
+        raise NetworkError(f"cannot fetch status list {url} ({type(exc).__name__})") from None
+
+
+def _parse_document(raw: bytes, source: str) -> dict[str, Any] | str:
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise BadInputError(f"status list {source} is not UTF-8 text") from None
+    if text.count(".") == 2 and all(part and _is_b64url(part) for part in text.split(".")):
+        return text  # a compact JWS (VC-JWT)
+    try:
+        document = jsonutil.loads(text)
+    except ValueError:
+        raise BadInputError(f"status list {source} is neither JSON nor a JWT") from None
+    if isinstance(document, str) and document.count(".") == 2:
+        return document  # a JWT stored as a JSON string
+    if not isinstance(document, dict):
+        raise BadInputError(f"status list {source} is not a credential")
+    return document
+
+
+def _is_b64url(text: str) -> bool:
+    return all(c.isascii() and (c.isalnum() or c in "-_") for c in text)
+
+
+# -- checking ------------------------------------------------------------------------------------
+
+
+def _entry_index(entry: Mapping[str, Any]) -> int:
+    value = entry.get("statusListIndex")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        raise BadInputError("credentialStatus.statusListIndex is not a decimal index")
+    if len(value) > 12:
+        raise BadInputError("credentialStatus.statusListIndex is out of range")
+    return int(value)
+
+
+def check_status(
+    entry: Mapping[str, Any], status_vc: Mapping[str, Any] | str, expected_issuer: str
+) -> bool:
+    """True when ``entry``'s bit is set in ``status_vc``; VerificationError if the list is not
+    a valid list of ``expected_issuer`` for this entry (SL2021 §5.3 validate algorithm)."""
+    if not isinstance(entry, Mapping) or entry.get("type") != ENTRY_TYPE:
+        raise BadInputError(f"credentialStatus is not a {ENTRY_TYPE}")
+    index = _entry_index(entry)
+    purpose = entry.get("statusPurpose")
+    list_url = entry.get("statusListCredential")
+    if not isinstance(list_url, str) or not list_url:
+        raise BadInputError("credentialStatus.statusListCredential is missing")
+
+    result = verify_proof(status_vc)
+    if not result.ok:
+        raise VerificationError(
+            "status list credential's proof does not verify (" + "; ".join(result.errors) + ")"
+        )
+    credential = result.credential
+    issuer = credential.get("issuer")
+    issuer_id = issuer.get("id") if isinstance(issuer, Mapping) else issuer
+    if issuer_id != expected_issuer:
+        raise VerificationError("status list was issued by someone else")
+    types = credential.get("type")
+    if not isinstance(types, list) or CREDENTIAL_TYPE not in types:
+        raise VerificationError(f"status list credential is not a {CREDENTIAL_TYPE}")
+    if credential.get("id") != list_url:
+        raise VerificationError("status list credential is not the list the entry names")
+    subject = credential.get("credentialSubject")
+    if not isinstance(subject, Mapping) or subject.get("type") != SUBJECT_TYPE:
+        raise VerificationError(f"status list subject is not a {SUBJECT_TYPE}")
+    if subject.get("statusPurpose") != purpose:  # SL2021 §5.3 step 6
+        raise VerificationError("status list purpose does not match the entry's")
+    encoded = subject.get("encodedList")
+    try:
+        bits = StatusList.decode(encoded if isinstance(encoded, str) else "")
+    except BadInputError as exc:
+        raise VerificationError(exc.message) from None
+    if index >= bits.size:
+        raise VerificationError("status list index is beyond the end of the list")
+    return bits.is_set(index)
