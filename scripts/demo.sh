@@ -36,8 +36,30 @@ cmp "$WORK/labs.json" "$WORK/labs.out.json" && echo "identical"
 step "5. Health check"
 run $HW doctor
 
-if [ -f "$(dirname "$0")/demo-more.sh" ]; then
-  # shellcheck source=/dev/null
-  source "$(dirname "$0")/demo-more.sh"
-fi
+step "6. Anchor the records' salted commitments (embedded local ledger: one root per batch)"
+run $HW anchor
+run $HW anchor status
+
+step "7. A doctor's wallet (the clinician side)"
+DOCTOR_HOME="$WORK/doctor"
+run $HW --home "$DOCTOR_HOME" init --keystore file
+DOCTOR_DID=$($HW --home "$DOCTOR_HOME" id)
+
+step "8. The patient grants the doctor 7 days of access to the lab results"
+run $HW grant "$DOCTOR_DID" --tag labs --expires 7d --purpose "second opinion" --out "$WORK/labs.hwgrant"
+run $HW grants
+
+step "9. The doctor verifies the grant, then opens it"
+run $HW --home "$DOCTOR_HOME" verify "$WORK/labs.hwgrant"
+run $HW --home "$DOCTOR_HOME" open "$WORK/labs.hwgrant" --out "$WORK/from-patient"
+
+step "10. The patient revokes it: verification now fails (exit 1)"
+GRANT_ID=$($HW grants --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["grants"][0]["grant_id"])')
+run $HW revoke "$GRANT_ID"
+set +e
+$HW --home "$DOCTOR_HOME" verify "$WORK/labs.hwgrant" >/dev/null
+echo "verify exit code after revocation: $?"
+set -e
+run $HW log
+
 printf '\nDemo finished; the temporary wallet is removed.\n'

@@ -1,0 +1,461 @@
+"""Grants: `grant`, `grants`, `revoke`, `status publish`, `log` (patients); `verify`, `open`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import BadInputError, NotFoundError, UsageError, VerificationError
+from ..fsutil import atomic_writer
+from ..keys import ed25519_from_did
+from ..timeutil import parse_expiry, parse_instant
+from ..vault import Record, Vault
+from ..wallet import Wallet, read_config, read_info, utc_now, wallet_exists
+from ._common import JsonOption, emit, home, unlock
+
+if TYPE_CHECKING:
+    from ..grants import GrantRecord, Verdict
+
+status_app = typer.Typer(help="Publish the signed revocation status lists.", no_args_is_help=True)
+
+MAX_GRANT_FILE = 64 * 1024**3
+
+
+def _audit(wallet: Wallet) -> Any:
+    from ..audit import AuditLog
+
+    return AuditLog(wallet.home, wallet.identity)
+
+
+def _issued(wallet: Wallet) -> Any:
+    from ..issued import IssuedGrants
+
+    config = read_config(wallet.home)
+    return IssuedGrants(
+        wallet.home,
+        wallet.identity,
+        status_base_url=config.get("status-url") or None,
+        audit=_audit(wallet),
+    )
+
+
+def _select(
+    vault: Vault, record_ids: list[str], record_type: str | None, tag: str | None
+) -> list[Record]:
+    if record_ids and (record_type or tag):
+        raise UsageError("give either --record, or --type/--tag", "see `healthwallet grant --help`")
+    if record_ids:
+        chosen: dict[str, Record] = {}
+        for record_id in record_ids:
+            record = vault.get(record_id)
+            chosen[record.id] = record
+        return list(chosen.values())
+    if record_type is None and tag is None:
+        raise UsageError(
+            "choose the records to grant", "use --record ID (repeatable), --type T or --tag T"
+        )
+    records = vault.records(record_type, tag)
+    if not records:
+        raise NotFoundError(
+            "no record matches --type/--tag", "list them with `healthwallet record list`"
+        )
+    return records
+
+
+def _grant_records(vault: Vault, records: list[Record]) -> list[GrantRecord]:
+    from ..grants import GrantRecord
+
+    def opener(record_id: str) -> Any:
+        return lambda: vault.open_plaintext(record_id)
+
+    return [
+        GrantRecord(
+            id=r.id,
+            media_type=r.media_type,
+            name=r.name,
+            salt=r.salt,
+            commitment=r.commitment,
+            size=r.size,
+            open=opener(r.id),
+        )
+        for r in records
+    ]
+
+
+def _anchor_proofs(wallet: Wallet, records: list[Record]) -> dict[str, dict[str, Any]]:
+    """Inclusion proofs for the records that are anchored (they travel with the grant)."""
+    from ..anchors import ANCHORS_FILE, AnchorStore
+
+    if not (wallet.home / ANCHORS_FILE).exists():
+        return {}
+    proofs: dict[str, dict[str, Any]] = {}
+    with AnchorStore(wallet.home) as store:
+        for record in records:
+            try:
+                proofs[record.id] = store.proof_for(record.id, record.commitment)
+            except NotFoundError:
+                continue
+    return proofs
+
+
+def _write_binary_out(out: str, write: Any) -> str:
+    """Run ``write(handle)`` into FILE atomically, or into stdout for `-`."""
+    if out == "-":
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write a grant file to a terminal", "use --out FILE")
+        sys.stdout.flush()
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return "-"
+    target = Path(out)
+    if target.is_dir():
+        raise UsageError("--out is a directory", "give a file name, e.g. --out grant.hwgrant")
+    with atomic_writer(target, "the grant file") as handle:
+        write(handle)
+    return str(target)
+
+
+def cmd_grant(
+    doctor_did: Annotated[
+        str, typer.Argument(metavar="DOCTOR_DID", help="The recipient's did:key.")
+    ],
+    expires: Annotated[
+        str, typer.Option("--expires", help="Duration (90s, 24h, 7d, 2w) or ISO 8601 date-time.")
+    ],
+    out: Annotated[str, typer.Option("--out", "-o", help="Grant file to write, or - for stdout.")],
+    record_ids: Annotated[
+        list[str] | None, typer.Option("--record", help="Record id; repeatable.")
+    ] = None,
+    record_type: Annotated[
+        str | None, typer.Option("--type", help="Every record of this type.")
+    ] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Every record with this tag.")] = None,
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="Why the doctor may see the records.")
+    ] = "treatment",
+    fmt: Annotated[
+        str, typer.Option("--format", help="ldp (Ed25519Signature2018) or jwt (EdDSA).")
+    ] = "ldp",
+    as_json: JsonOption = False,
+) -> None:
+    """Give a doctor time-limited, revocable access: a signed VC and the records sealed to them."""
+    if fmt not in ("ldp", "jwt"):
+        raise UsageError(f"unknown format {fmt!r}", "use --format ldp or --format jwt")
+    ed25519_from_did(doctor_did)
+    if out != "-" and Path(out).is_dir():
+        raise UsageError("--out is a directory", "give a file name, e.g. --out grant.hwgrant")
+    wallet = unlock()
+    config = read_config(wallet.home)
+    now = utc_now()
+    expiry = parse_expiry(expires, now, int(config["max-expiry-days"]))
+    if doctor_did == wallet.did:
+        raise UsageError("a grant to yourself is pointless", "give the doctor's did:key")
+    vault = Vault(wallet.home, wallet.identity.vault_key)
+    records = _select(vault, record_ids or [], record_type, tag)
+    issued = _issued(wallet)
+    summary: dict[str, Any] = {}
+
+    def write(handle: BinaryIO) -> None:
+        summary.update(
+            issued.issue(
+                handle,
+                _grant_records(vault, records),
+                doctor_did,
+                purpose=purpose,
+                expires=expiry,
+                fmt=fmt,
+                anchors=_anchor_proofs(wallet, records),
+                spool_dir=wallet.home,
+            )
+        )
+
+    path = _write_binary_out(out, write)
+    vault.close()
+    payload = {
+        "grant_id": summary["grant_id"],
+        "recipient": doctor_did,
+        "expires": summary["expires"],
+        "records": summary["records"],
+        "file": path,
+        "format": fmt,
+        "status_list": summary["status_list"],
+    }
+
+    def human(console: Console) -> None:
+        console.print(f"Granted {len(records)} record(s) to {doctor_did}")
+        console.print(f"  grant id  {payload['grant_id']}")
+        console.print(f"  expires   {payload['expires']}")
+        console.print(f"  file      {path}")
+        console.print(f"Revoke any time with: healthwallet revoke {payload['grant_id']}")
+
+    if out == "-":
+        # stdout carries the grant file itself; the summary goes to stderr
+        sys.stderr.write(f"granted {payload['grant_id']}\n")
+        return
+    emit(as_json, payload, human)
+
+
+def cmd_grants(as_json: JsonOption = False) -> None:
+    """List the grants you issued, with their status (active, expired, revoked)."""
+    wallet = unlock()
+    rows = _issued(wallet).list_grants()
+    grants = [
+        {
+            "grant_id": row["grant_id"],
+            "recipient": row["recipient"],
+            "expires": row["expires"],
+            "status": row["status"],
+            "created": row.get("created"),
+        }
+        for row in rows
+    ]
+
+    def human(console: Console) -> None:
+        if not grants:
+            console.print("No grants issued.")
+            return
+        table = Table("grant id", "recipient", "expires", "status")
+        for g in grants:
+            table.add_row(g["grant_id"], g["recipient"], g["expires"], g["status"])
+        console.print(table)
+
+    emit(as_json, {"grants": grants}, human)
+
+
+def cmd_revoke(
+    grant_id: Annotated[str, typer.Argument(help="The grant id (urn:uuid:… or the bare uuid).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a grant (or a research consent): set its bit in your signed status list."""
+    wallet = unlock()
+    result = _revoke_any(wallet, grant_id)
+    payload = {
+        "grant_id": result["grant_id"],
+        "status": "revoked",
+        "already_revoked": bool(result.get("already_revoked")),
+    }
+    emit(
+        as_json,
+        payload,
+        lambda c: c.print(
+            ("Already revoked " if payload["already_revoked"] else "Revoked ") + payload["grant_id"]
+        ),
+    )
+
+
+def _revoke_any(wallet: Wallet, grant_id: str) -> dict[str, Any]:
+    normalized = grant_id if grant_id.startswith("urn:uuid:") else f"urn:uuid:{grant_id}"
+    issued = _issued(wallet)
+    try:
+        return dict(issued.revoke(normalized))
+    except NotFoundError:
+        if normalized != grant_id:
+            return dict(issued.revoke(grant_id))
+        raise
+
+
+@status_app.command("publish")
+def cmd_status_publish(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the status lists into.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Write your signed StatusList2021 credentials, ready to host at your `status-url`."""
+    wallet = unlock()
+    paths = [str(p) for p in _issued(wallet).publish(out)]
+    config = read_config(wallet.home)
+    payload = {"files": paths, "status_url": config.get("status-url") or None}
+
+    def human(console: Console) -> None:
+        for path in paths:
+            console.print(f"wrote {path}")
+        if not paths:
+            console.print("No status lists yet (no grant issued).")
+        elif not payload["status_url"]:
+            console.print(
+                "Grants name file:// status lists (local only); set `status-url` to host them."
+            )
+
+    emit(as_json, payload, human)
+
+
+def cmd_log(as_json: JsonOption = False) -> None:
+    """Show the append-only, hash-chained audit log of grants, revocations and shares."""
+    wallet = unlock()
+    audit = _audit(wallet)
+    entries = audit.read()
+    report = audit.verify_chain()
+    payload = {
+        "entries": entries,
+        "ok": report.ok,
+        "head": report.head,
+        "first_bad": report.first_bad,
+        "reason": report.reason,
+    }
+
+    def human(console: Console) -> None:
+        table = Table("#", "time", "event", "details")
+        for entry in entries:
+            details = ", ".join(f"{k}={v}" for k, v in sorted(entry.get("details", {}).items()))
+            table.add_row(
+                str(entry.get("seq")), str(entry.get("time")), str(entry.get("event")), details
+            )
+        console.print(table)
+        console.print(
+            "✓ chain intact"
+            if report.ok
+            else f"✗ chain broken at entry {report.first_bad}: {report.reason}"
+        )
+
+    emit(as_json, payload, human)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _open_grant_file(path: Path) -> BinaryIO:
+    try:
+        if path.is_dir():
+            raise BadInputError("the grant is a directory, not a file", "pass the .hwgrant file")
+        size = path.stat().st_size
+        if size > MAX_GRANT_FILE:
+            raise BadInputError("the file is too large to be a grant")
+        return path.open("rb")
+    except FileNotFoundError:
+        raise NotFoundError("the grant file does not exist", "check the path") from None
+    except OSError as exc:
+        raise BadInputError(f"cannot read the grant file ({exc.strerror})") from None
+
+
+def _ledger_verifier(issuer: str) -> Callable[[Mapping[str, Any], str], object]:
+    """An anchor verifier that also asks the ledger (for --check-ledger)."""
+    from ..anchors import verify_proof_on_ledger
+    from ..ledger import LedgerContext, load_ledger
+    from ._anchor import ledger_settings
+
+    config = read_config(home()) if wallet_exists(home()) else {}
+
+    def verify(proof: Mapping[str, Any], commitment_hex: str) -> object:
+        name = str(proof.get("ledger", ""))
+        ledger = None
+        if name != "local":  # a local log travels inside the receipt; others are asked
+            ledger = load_ledger(
+                name, LedgerContext(home=home(), settings=ledger_settings(config, name))
+            )
+        result = verify_proof_on_ledger(proof, commitment_hex, ledger, expected_signer=issuer)
+        if not result.valid:
+            raise VerificationError("; ".join(result.problems))
+        return True
+
+    return verify
+
+
+def _skew() -> timedelta:
+    config = read_config(home()) if wallet_exists(home()) else {}
+    return timedelta(seconds=int(config.get("clock-skew-seconds", "60") or 60))
+
+
+def render_verdict(console: Console, verdict: Verdict) -> None:
+    """The human verdict: who, what, until when, and each check."""
+    data = verdict.to_json()
+    console.print(
+        ("✓ VALID grant" if verdict.valid else "✗ INVALID grant") + f"  {data['grant_id']}"
+    )
+    console.print(f"  issuer      {data['issuer']}")
+    console.print(f"  recipient   {data['recipient']}")
+    console.print(f"  purpose     {data['purpose']}")
+    console.print(f"  valid from  {data['issued']}")
+    console.print(f"  valid until {data['expires']}")
+    for record in data["records"]:
+        line = f"  record      {record['id']}  {record.get('media_type', '')}"
+        if record.get("anchored_at"):
+            line += f"  anchored at {record['anchored_at']} on {record.get('ledger')}"
+        console.print(line)
+    for check in data["checks"]:
+        console.print(f"  {'✓' if check['ok'] else '✗'} {check['name']:<10} {check['detail']}")
+
+
+def cmd_verify(
+    grant_file: Annotated[Path, typer.Argument(metavar="FILE", help="The grant file.")],
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Check validity at this ISO 8601 time instead of now."),
+    ] = None,
+    status_list: Annotated[
+        str | None,
+        typer.Option(
+            "--status-list",
+            help="Status list credential: a file or URL (default: the one the grant names).",
+        ),
+    ] = None,
+    check_ledger: Annotated[
+        bool, typer.Option("--check-ledger", help="Also ask the ledger about each anchor.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a grant: proof, validity, envelope, revocation, recipient (with a wallet), anchors."""
+    from ..grants import verify_grant
+
+    moment = parse_instant(at, "--at") if at else None
+    my_did = read_info(home()).did if wallet_exists(home()) else None
+    with _open_grant_file(grant_file) as handle:
+        verdict = verify_grant(
+            handle,
+            recipient_did=my_did,
+            status_source=status_list,
+            at=moment,
+            skew=_skew(),
+            anchor_verifier_for=_ledger_verifier if check_ledger else None,
+        )
+    emit(as_json, verdict.to_json(), lambda c: render_verdict(c, verdict))
+    if not verdict.valid:
+        raise typer.Exit(1)
+
+
+def cmd_open(
+    grant_file: Annotated[Path, typer.Argument(metavar="FILE", help="The grant file.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the records into.")],
+    status_list: Annotated[
+        str | None, typer.Option("--status-list", help="Status list credential: a file or URL.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify a grant addressed to you and decrypt its records into a directory."""
+    from ..grants import GrantClaims, open_grant, read_grant_header
+
+    wallet = unlock()
+    if out.exists() and not out.is_dir():
+        raise UsageError("--out exists and is not a directory", "give a directory")
+    with _open_grant_file(grant_file) as handle:
+        opened = open_grant(handle, wallet.identity, out, status_source=status_list, skew=_skew())
+        handle.seek(0)
+        # The proof verified inside open_grant; this only reads the id back for the report.
+        credential = read_grant_header(handle).credential
+    from ..credentials import verify_proof
+
+    grant_id = GrantClaims.from_credential(verify_proof(credential).credential).id
+    payload = {"grant_id": grant_id, "records": [dict(r) for r in opened]}
+
+    def human(console: Console) -> None:
+        console.print(f"Opened grant {grant_id}")
+        for record in opened:
+            mark = "✓" if record["verified"] else "✗"
+            console.print(f"  {mark} {record['id']} → {record['path']}")
+
+    emit(as_json, payload, human)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach these commands to the app."""
+    app.command("grant")(cmd_grant)
+    app.command("grants")(cmd_grants)
+    app.command("revoke")(cmd_revoke)
+    app.add_typer(status_app, name="status")
+    app.command("log")(cmd_log)
+    app.command("verify")(cmd_verify)
+    app.command("open")(cmd_open)

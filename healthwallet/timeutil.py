@@ -1,0 +1,49 @@
+"""Parsing times people type: durations (`90s`, `24h`, `7d`) and ISO 8601 instants."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from .errors import UsageError
+
+_DURATION = re.compile(r"^\s*(\d{1,9})\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """`90s`, `15m`, `24h`, `7d`, `2w` as a timedelta; None if ``text`` is not a duration."""
+    match = _DURATION.match(text)
+    if match is None:
+        return None
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_instant(text: str, what: str = "a time") -> datetime:
+    """An ISO 8601 date-time with a zone (Z or ±HH:MM); UsageError otherwise."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise UsageError(
+            f"{what} is not an ISO 8601 date-time", "write it like 2026-12-31T18:00:00+01:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise UsageError(f"{what} has no time zone", "add Z or an offset such as +01:00")
+    return moment
+
+
+def parse_expiry(text: str, now: datetime, max_days: int) -> datetime:
+    """When a grant or consent ends: a duration from ``now`` or an instant.
+
+    Refuses (UsageError) an expiry that is not in the future or is more than ``max_days`` away.
+    """
+    duration = parse_duration(text)
+    expires = now + duration if duration is not None else parse_instant(text, "--expires")
+    if expires <= now:
+        raise UsageError("the expiry is not in the future", "give e.g. --expires 7d")
+    if expires - now > timedelta(days=max_days):
+        raise UsageError(
+            f"the expiry is more than {max_days} days away",
+            "choose a shorter expiry, or raise `max-expiry-days` with `healthwallet config set`",
+        )
+    return expires
