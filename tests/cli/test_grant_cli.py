@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from conftest import Cli, base_env, fhir_bundle
 
 SECRET_NAME = "Wolfgangsdottir"
