@@ -32,10 +32,10 @@ from .fsutil import ensure_private_dir, exclusive_lock, storage_error
 
 GENESIS = "0" * 64
 _SIG_PREFIX = b"healthwallet-audit/v1\n"
-_EVENT_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
-_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_EVENT_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}\Z")
+_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 # Identifier-like text only: ids, DIDs, URLs, hex digests, ISO times. No whitespace.
-_VALUE_RE = re.compile(r"^[A-Za-z0-9:._#/?=%+@~!$&'()*,;\[\]-]{0,1024}$")
+_VALUE_RE = re.compile(r"^[A-Za-z0-9:._#/?=%+@~!$&'()*,;\[\]-]{0,1024}\Z")
 _MAX_LIST = 10_000
 
 Detail = str | int | bool | None | list[str]

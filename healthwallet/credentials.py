@@ -54,7 +54,7 @@ _NO_TIME_LIMIT = "9999-12-31T23:59:59Z"
 # didkit 0.3.3 refuses a JWT whose `exp` has passed on the system clock, with this message.
 _DIDKIT_JWT_TIME_REFUSAL = "No applicable JWS or proof"
 
-_B64URL_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
+_B64URL_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+\Z")
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`")
 _INVALID_URI = re.compile(r"Invalid URI: .*?(?= at line \d|$)", re.DOTALL)
 

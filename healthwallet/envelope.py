@@ -41,8 +41,8 @@ MAX_ANCHORS = MAX_RECORDS
 _DATA_KEY_CONTEXT = b"hwgrant-v1-data\0"
 _META_KEY_CONTEXT = b"hwgrant-v1-meta\0"
 _AD_PREFIX = b"healthwallet-grant/v1 record\0"
-_ID_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_ID_CHARS}}}$")
-_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+_ID_RE = re.compile(rf"^[\x21-\x7e]{{1,{MAX_ID_CHARS}}}\Z")
+_HEX64_RE = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 # -- canonical JSON and strict base64 -----------------------------------------------------------

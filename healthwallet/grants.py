@@ -51,9 +51,9 @@ _IO_BLOCK = 1024 * 1024
 _UUID_URN_RE = re.compile(
     r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 )
-_PROOF_CREATED_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
-_DETACHED_JWS_RE = re.compile(r"^[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+_PROOF_CREATED_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z\Z")
+_DETACHED_JWS_RE = re.compile(r"^[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+\Z")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})\Z")
 
 RandomBytes = Callable[[int], bytes]
 AnchorVerifier = Callable[[Mapping[str, Any], str], object]
