@@ -48,6 +48,7 @@ class IssuedGrant(TypedDict):
     status: GrantState
     status_list: str
     status_index: int
+    kind: str  # "grant" (a doctor's access) or "consent" (a research share)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,10 @@ class IssuedGrants:
                     created TEXT NOT NULL,
                     UNIQUE (list_no, status_index)
                 );
+                CREATE TABLE IF NOT EXISTS consents (
+                    grant_id TEXT PRIMARY KEY REFERENCES grants(grant_id),
+                    study TEXT NOT NULL
+                );
                 """
             )
             yield db
@@ -219,6 +224,24 @@ class IssuedGrants:
             db.execute(
                 "UPDATE grants SET state = 'issued' WHERE grant_id = ?", (reservation.grant_id,)
             )
+
+    def confirm_consent(self, reservation: Reservation, study: str) -> None:
+        """Mark a reserved slot as an issued research consent (revoked like a grant)."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT OR REPLACE INTO consents (grant_id, study) VALUES (?, ?)",
+                    (reservation.grant_id, study),
+                )
+                db.execute(
+                    "UPDATE grants SET state = 'issued' WHERE grant_id = ?",
+                    (reservation.grant_id,),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     def release(self, reservation: Reservation) -> None:
         """Give back the slot of a grant that was never written."""
@@ -292,6 +315,10 @@ class IssuedGrants:
                     f"no issued grant {grant_id}", "list your grants with `healthwallet grant list`"
                 )
             list_no, list_url, index, already = int(row[0]), str(row[1]), int(row[2]), bool(row[3])
+            consent = (
+                db.execute("SELECT 1 FROM consents WHERE grant_id = ?", (grant_id,)).fetchone()
+                is not None
+            )
             if not already:
                 db.execute(
                     "UPDATE grants SET revoked = 1, revoked_at = ? WHERE grant_id = ?",
@@ -300,11 +327,16 @@ class IssuedGrants:
         path = self._write_status_list(list_no)
         if self.audit is not None and not already:
             self.audit.append(
-                "grant.revoked",
-                {"grant_id": grant_id, "status_list": list_url, "status_index": index},
+                "share.revoked" if consent else "grant.revoked",
+                {
+                    "share_id" if consent else "grant_id": grant_id,
+                    "status_list": list_url,
+                    "status_index": index,
+                },
             )
         return {
             "grant_id": grant_id,
+            "kind": "consent" if consent else "grant",
             "revoked": True,
             "already_revoked": already,
             "status_list": list_url,
@@ -317,11 +349,13 @@ class IssuedGrants:
         moment = (now or self.clock()).astimezone(UTC)
         with self._db() as db:
             rows = db.execute(
-                "SELECT grant_id, recipient, expires, created, revoked, list_url, status_index "
-                "FROM grants WHERE state = 'issued' ORDER BY created, grant_id"
+                "SELECT g.grant_id, g.recipient, g.expires, g.created, g.revoked, g.list_url,"
+                " g.status_index, c.study FROM grants g"
+                " LEFT JOIN consents c ON c.grant_id = g.grant_id"
+                " WHERE g.state = 'issued' ORDER BY g.created, g.grant_id"
             ).fetchall()
         listed: list[IssuedGrant] = []
-        for grant_id, recipient, expires, created, revoked, list_url, index in rows:
+        for grant_id, recipient, expires, created, revoked, list_url, index, study in rows:
             state: GrantState
             if revoked:
                 state = "revoked"
@@ -338,6 +372,7 @@ class IssuedGrants:
                     "status": state,
                     "status_list": list_url,
                     "status_index": int(index),
+                    "kind": "consent" if study is not None else "grant",
                 }
             )
         return listed

@@ -29,6 +29,7 @@ _B58_INDEX = {c: i for i, c in enumerate(_B58_ALPHABET)}
 
 # Context strings for subkeys derived from the seed (BLAKE2b keyed, like crypto_kdf).
 _VAULT_KEY_CONTEXT = b"hw-vault-key-v1"
+_DEID_SECRET_CONTEXT = b"hw-deid-sec-v1"  # at most 16 bytes: BLAKE2b's personalisation
 
 
 def b58encode(raw: bytes) -> str:
@@ -167,6 +168,11 @@ class Identity:
     def vault_key(self) -> bytes:
         """Key that wraps every record's content key."""
         return _subkey(self.seed, _VAULT_KEY_CONTEXT)
+
+    @property
+    def deid_secret(self) -> bytes:
+        """Per-patient secret the research pseudonym keys are derived from (never leaves)."""
+        return _subkey(self.seed, _DEID_SECRET_CONTEXT)
 
     def sign(self, message: bytes) -> bytes:
         """Detached Ed25519 signature of ``message``."""

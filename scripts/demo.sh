@@ -62,4 +62,17 @@ echo "verify exit code after revocation: $?"
 set -e
 run $HW log
 
+step "11. A research group's wallet; the patient previews, then shares de-identified labs"
+RESEARCH_HOME="$WORK/research"
+run $HW --home "$RESEARCH_HOME" init --keystore file
+RESEARCH_DID=$($HW --home "$RESEARCH_HOME" id)
+run $HW share "$RESEARCH_DID" --study demo-study --type fhir --dry-run
+run $HW share "$RESEARCH_DID" --study demo-study --type fhir --purpose "demo cohort" --out "$WORK/labs.hwshare"
+if grep -q -e "Example" -e "1980-02-01" "$WORK/labs.hwshare"; then echo "FOUND identifiers in the share (bug!)"; exit 1; else echo "no name or birth date in the share file: good"; fi
+
+step "12. The research group ingests it (k=1: the demo has a single patient)"
+run $HW --home "$RESEARCH_HOME" research ingest "$WORK/labs.hwshare" --k 1 --out "$WORK/dataset"
+ls "$WORK/dataset"
+if grep -rq -e "Example" -e "1980-02-01" "$WORK/dataset"; then echo "FOUND identifiers in the dataset (bug!)"; exit 1; else echo "no name or birth date in the dataset: good"; fi
+
 printf '\nDemo finished; the temporary wallet is removed.\n'

@@ -203,7 +203,7 @@ def cmd_grant(
 
 
 def cmd_grants(as_json: JsonOption = False) -> None:
-    """List the grants you issued, with their status (active, expired, revoked)."""
+    """List the grants (and research consents) you issued, with their status."""
     wallet = unlock()
     rows = _issued(wallet).list_grants()
     grants = [
@@ -213,6 +213,7 @@ def cmd_grants(as_json: JsonOption = False) -> None:
             "expires": row["expires"],
             "status": row["status"],
             "created": row.get("created"),
+            "kind": row.get("kind", "grant"),
         }
         for row in rows
     ]
@@ -221,9 +222,9 @@ def cmd_grants(as_json: JsonOption = False) -> None:
         if not grants:
             console.print("No grants issued.")
             return
-        table = Table("grant id", "recipient", "expires", "status")
+        table = Table("grant id", "kind", "recipient", "expires", "status")
         for g in grants:
-            table.add_row(g["grant_id"], g["recipient"], g["expires"], g["status"])
+            table.add_row(g["grant_id"], g["kind"], g["recipient"], g["expires"], g["status"])
         console.print(table)
 
     emit(as_json, {"grants": grants}, human)

@@ -1,0 +1,370 @@
+"""Research sharing: `share` (patients) and `research ingest` (research groups)."""
+
+from __future__ import annotations
+
+import io
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import NotFoundError, UsageError
+from ..fsutil import atomic_writer
+from ..keys import ed25519_from_did
+from ..timeutil import parse_expiry
+from ..vault import RECORD_TYPES, Record, Vault
+from ..wallet import Wallet, read_config, utc_now
+from ._common import JsonOption, emit, unlock
+
+if TYPE_CHECKING:
+    from ..deid import Policy
+    from ..research import IngestResult
+    from ..shares import Dataset
+
+research_app = typer.Typer(
+    help="For research groups: ingest de-identified shares into a dataset.", no_args_is_help=True
+)
+
+DEFAULT_EXPIRY_DAYS = 365
+# How the dry-run table describes each engine action (docs/deidentification.md).
+_EFFECT = {
+    "keep": "leaves as is",
+    "cryptohash": "leaves pseudonymized",
+    "dateshift": "leaves date-shifted",
+    "generalize": "leaves generalized",
+    "substitute": "leaves replaced",
+    "redact": "removed",
+    "remove": "removed (no rule keeps it)",
+    "unbundle": "removed (the Bundle is unpacked)",
+}
+
+
+def _select(
+    vault: Vault, record_ids: list[str], record_type: str | None, tag: str | None
+) -> list[Record]:
+    if record_ids and (record_type or tag):
+        raise UsageError("give either --record, or --type/--tag", "see `healthwallet share --help`")
+    if record_type is not None and record_type not in RECORD_TYPES:
+        raise UsageError(f"unknown record type {record_type!r}", "use --type fhir")
+    if record_ids:
+        chosen: dict[str, Record] = {}
+        for record_id in record_ids:
+            record = vault.get(record_id)
+            chosen[record.id] = record
+        records = list(chosen.values())
+    elif record_type is None and tag is None:
+        raise UsageError(
+            "choose the records to share", "use --record ID (repeatable) or --type fhir"
+        )
+    else:
+        records = vault.records(record_type, tag)
+        if not records:
+            raise NotFoundError(
+                "no record matches --type/--tag", "list them with `healthwallet record list`"
+            )
+    for record in records:
+        if record.type != "fhir":
+            # Free-form files (scans, photos, letters) cannot be de-identified safely.
+            raise UsageError(
+                f"record {record.id} is not a FHIR record ({record.type}); it cannot be "
+                "de-identified and was not shared",
+                "share FHIR records only (--type fhir); nothing was written",
+            )
+    return records
+
+
+def _read_records(vault: Vault, records: list[Record]) -> list[tuple[str, bytes]]:
+    contents = []
+    for record in records:
+        buffer = io.BytesIO()
+        vault.read_into(record.id, buffer)  # checked against its commitment first
+        contents.append((record.id, buffer.getvalue()))
+    return contents
+
+
+def _write_out(out: str, write: Any) -> str:
+    """Run ``write(handle)`` into FILE atomically, or into stdout for `-`."""
+    if out == "-":
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write a share file to a terminal", "use --out FILE")
+        sys.stdout.flush()
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return "-"
+    with atomic_writer(Path(out), "the share file") as handle:
+        write(handle)
+    return out
+
+
+def _render_dry_run(console: Console, payload: dict[str, Any]) -> None:
+    console.print(
+        f"Dry run: {payload['resources']} de-identified resource(s) would leave the wallet "
+        f"({', '.join(payload['categories'])}); nothing was written."
+    )
+    table = Table("action", "effect", "count")
+    table.add_column("field", overflow="fold")
+    for change in payload["changes"]:
+        action = change["action"]
+        table.add_row(action, _EFFECT.get(action, action), str(change["count"]), change["path"])
+    console.print(table)
+
+
+def cmd_share(
+    research_did: Annotated[
+        str, typer.Argument(metavar="RESEARCH_DID", help="The research group's did:key.")
+    ],
+    study: Annotated[str, typer.Option("--study", help="The study id the consent is for.")],
+    out: Annotated[
+        str | None, typer.Option("--out", "-o", help="Share file to write, or - for stdout.")
+    ] = None,
+    record_ids: Annotated[
+        list[str] | None, typer.Option("--record", help="FHIR record id; repeatable.")
+    ] = None,
+    record_type: Annotated[
+        str | None, typer.Option("--type", help="Every record of this type (fhir).")
+    ] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Every record with this tag.")] = None,
+    policy_name: Annotated[
+        str, typer.Option("--policy", help="safe-harbor (default) or a policy JSON file.")
+    ] = "safe-harbor",
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="Consent expiry: duration (90d, 2w) or ISO 8601 time."),
+    ] = None,
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="What the research group may use the data for.")
+    ] = "research",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would leave the wallet; write nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Share de-identified FHIR records with a research group, under a revocable consent."""
+    from ..deid import load_policy
+    from ..shares import check_study, prepare_dataset, pseudonym_keys
+
+    ed25519_from_did(research_did)
+    check_study(study)
+    if not dry_run:
+        if out is None:
+            raise UsageError("--out is required", "give --out FILE (or - for stdout), or --dry-run")
+        if out != "-" and Path(out).is_dir():
+            raise UsageError("--out is a directory", "give a file name, e.g. --out study.hwshare")
+    policy = load_policy(policy_name)
+    wallet = unlock()
+    if research_did == wallet.did:
+        raise UsageError("a share to yourself is pointless", "give the research group's did:key")
+    config = read_config(wallet.home)
+    now = utc_now()
+    max_days = int(config["max-expiry-days"])
+    expiry = parse_expiry(expires or f"{min(DEFAULT_EXPIRY_DAYS, max_days)}d", now, max_days)
+    vault = Vault(wallet.home, wallet.identity.vault_key)
+    try:
+        records = _select(vault, record_ids or [], record_type, tag)
+        contents = _read_records(vault, records)
+    finally:
+        vault.close()
+    dataset = prepare_dataset(contents, policy, pseudonym_keys(wallet.identity, study), now=now)
+    if not dataset.resources:
+        raise UsageError("nothing is left to share after de-identification", "nothing was written")
+
+    if dry_run:
+        payload = {
+            "dry_run": True,
+            "resources": len(dataset.resources),
+            "categories": dataset.categories,
+            "changes": dataset.changes,
+        }
+        emit(as_json, payload, lambda console: _render_dry_run(console, payload))
+        return
+
+    assert out is not None  # checked above
+    _issue(wallet, research_did, dataset, policy, study, purpose, expiry, now, out, as_json)
+
+
+def _issue(
+    wallet: Wallet,
+    research_did: str,
+    dataset: Dataset,
+    policy: Policy,
+    study: str,
+    purpose: str,
+    expiry: datetime,
+    now: datetime,
+    out: str,
+    as_json: bool,
+) -> None:
+    from ..audit import AuditLog
+    from ..issued import IssuedGrants
+    from ..shares import issue_share
+
+    config = read_config(wallet.home)
+    issued = IssuedGrants(
+        wallet.home, wallet.identity, status_base_url=config.get("status-url") or None
+    )
+    reservation = issued.reserve(research_did, expiry)
+    summary: dict[str, Any] = {}
+
+    def write(handle: BinaryIO) -> None:
+        summary.update(
+            issue_share(
+                handle,
+                wallet.identity,
+                research_did,
+                dataset,
+                study=study,
+                purpose=purpose,
+                policy=policy,
+                expires=expiry,
+                credential_status=reservation.entry,
+                now=now,
+                share_id=reservation.grant_id,
+            )
+        )
+
+    try:
+        path = _write_out(out, write)
+    except BaseException:
+        issued.release(reservation)
+        raise
+    issued.confirm_consent(reservation, study)
+    AuditLog(wallet.home, wallet.identity).append(
+        "share.issued",
+        {
+            "share_id": summary["share_id"],
+            "recipient": research_did,
+            "study": study,
+            "expires": summary["expires"],
+            "resources": summary["resources"],
+            "categories": summary["categories"],
+            "policy_digest": summary["policy_digest"],
+            "status_list": reservation.list_url,
+            "status_index": reservation.index,
+        },
+    )
+    payload = {
+        "share_id": summary["share_id"],
+        "recipient": research_did,
+        "study": study,
+        "resources": summary["resources"],
+        "file": path,
+        "expires": summary["expires"],
+        "categories": summary["categories"],
+        "policy": summary["policy"],
+        "policy_digest": summary["policy_digest"],
+        "status_list": summary["status_list"],
+    }
+    if summary["status_list"].startswith("file:"):
+        sys.stderr.write(
+            "note: the consent names a status list on this machine only (file://); set "
+            "`status-url` and run `status publish` so the research group can see a withdrawal\n"
+        )
+
+    def human(console: Console) -> None:
+        console.print(
+            f"Shared {payload['resources']} de-identified resource(s) with {research_did} "
+            f"for study {study}"
+        )
+        console.print(f"  share id  {payload['share_id']}")
+        console.print(f"  policy    {payload['policy']} ({payload['policy_digest']})")
+        console.print(f"  expires   {payload['expires']}")
+        console.print(f"  file      {path}")
+        console.print(f"Withdraw consent any time with: healthwallet revoke {payload['share_id']}")
+
+    if out == "-":
+        sys.stderr.write(f"shared {payload['share_id']}\n")
+        return
+    emit(as_json, payload, human)
+
+
+def _render_ingest(console: Console, result: IngestResult) -> None:
+    if result.accepted:
+        console.print(
+            f"Ingested {result.patients} patient(s), {result.resources} resource(s) into "
+            f"{result.out} (study {result.study})"
+        )
+        report = result.report
+        level = report["k_anonymity"]["generalization"]
+        console.print(
+            f"  k-anonymity: k={result.k_requested} requested, k={result.k} achieved; "
+            f"{result.suppressed} patient(s) suppressed"
+        )
+        for reason in report["suppression_reasons"]:
+            console.print(
+                f"    {reason['patients']} patient(s) in {reason['classes']} class(es): "
+                f"{reason['reason']}"
+            )
+        birth_year = "kept" if level["birth_year"] == "year" else "removed"
+        console.print(
+            f"  generalization level {level['level']}: birth year {birth_year}, "
+            f"{level['age_band_years']}-year age bands, ZIP3 {level['zip3']}"
+        )
+    else:
+        console.print("No share could be ingested; nothing was written.")
+    if result.rejected:
+        console.print(f"  {len(result.rejected)} share file(s) rejected:")
+        for rejection in result.rejected:
+            console.print(
+                f"    #{rejection.input} {rejection.file}: {rejection.reason} ({rejection.detail})"
+            )
+
+
+@research_app.command("ingest")
+def cmd_ingest(
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Share files.")],
+    k: Annotated[
+        int,
+        typer.Option(
+            "--k", help="Each patient must share their quasi-identifiers with k-1 others."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New directory for the dataset.")],
+    quasi: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--quasi",
+            help="age_band, gender, zip3, birth_year or a Patient path; repeatable.",
+        ),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option("--study", help="Accept only consents for this study.")
+    ] = None,
+    status_list: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status-list", help="A patient's status list credential (file or URL); repeatable."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify consents, decrypt and merge shares, enforce k-anonymity, write NDJSON per type."""
+    from ..research import ingest
+
+    if k < 1:
+        raise UsageError("--k must be at least 1", "e.g. --k 5")
+    wallet = unlock()
+    config = read_config(wallet.home)
+    skew = timedelta(seconds=int(config.get("clock-skew-seconds", "60") or 60))
+    result = ingest(
+        files,
+        wallet.identity,
+        out,
+        k=k,
+        quasi=quasi,
+        study=study,
+        status_sources=status_list or [],
+        skew=skew,
+    )
+    emit(as_json, result.to_json(), lambda console: _render_ingest(console, result))
+    if not result.accepted:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach these commands to the app."""
+    app.command("share")(cmd_share)
+    app.add_typer(research_app, name="research")
