@@ -531,3 +531,11 @@ def _expired_by_system_clock(payload: Mapping[str, Any]) -> bool:
     if isinstance(exp, bool) or not isinstance(exp, int | float):
         return False
     return exp <= time.time()
+
+
+def did_of(identity: keys.Identity) -> str:
+    """The identity's did:key as didkit computes it (``key_to_did``), checked against ours."""
+    did = str(_didkit().key_to_did("key", identity.jwk()))
+    if did != identity.did:
+        raise InternalError("didkit and healthwallet disagree on the did:key encoding")
+    return did

@@ -645,9 +645,13 @@ class AnchorsPolicy:
         self,
         verifier: AnchorVerifier | None = None,
         factory: Callable[[str], AnchorVerifier] | None = None,
+        require_ledger: bool = False,
     ) -> None:
         self.verifier = verifier
         self.factory = factory or default_anchor_verifier
+        # When the caller asked the ledger itself (verify --check-ledger), an unreachable
+        # ledger fails the check instead of passing as "not confirmed".
+        self.require_ledger = require_ledger
 
     def check(self, ctx: GrantContext) -> str:
         """Pass when every carried anchor proof verifies against the credential's commitment."""
@@ -660,7 +664,11 @@ class AnchorsPolicy:
                 raise VerificationError(f"record {record_id}: anchor proof is for another record")
             try:
                 outcome = verifier(proof, commitments[record_id])
-            except NetworkError:
+            except NetworkError as exc:
+                if self.require_ledger:
+                    raise VerificationError(
+                        f"record {record_id}: the ledger could not be asked ({exc.message})"
+                    ) from None
                 unconfirmed += 1
                 continue
             except HealthWalletError as exc:
@@ -759,7 +767,11 @@ def _policies(
     if my_did is not None:
         policies.append(RecipientPolicy(my_did))
     if anchored:
-        policies.append(AnchorsPolicy(anchor_verifier, anchor_verifier_for))
+        policies.append(
+            AnchorsPolicy(
+                anchor_verifier, anchor_verifier_for, require_ledger=anchor_verifier_for is not None
+            )
+        )
     return policies
 
 

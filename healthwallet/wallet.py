@@ -147,8 +147,10 @@ def init_wallet(
     ensure_private_dir(home)
     kind = choose_keystore(keystore, keyring_backend)
     identity = Identity(seed if seed is not None else random_bytes(32))
+    from .credentials import did_of
+
     info = WalletInfo(
-        did=identity.did,
+        did=did_of(identity),  # didkit's key_to_did, cross-checked against our encoding
         keystore=kind,
         wallet_id=str(uuid.UUID(bytes=random_bytes(16), version=4)),
         created=now().isoformat(timespec="seconds"),

@@ -84,3 +84,43 @@ def test_ethereum_unreachable_then_anchored_once(wallet: Cli, tmp_path: Path) ->
     offline = wallet.ok("anchor", "verify", ids[0], "--offline", "--json", env=env).json()
     assert offline["valid"] is True
     assert wallet("anchor", "verify", ids[0], "--json", env=env).code == 5
+
+
+def test_grant_carries_proofs_and_verify_checks_the_ledger(wallet: Cli, tmp_path: Path) -> None:
+    from conftest import base_env
+
+    node = start_anvil()
+    env = {"HEALTHWALLET_ETH_KEY": DEV_KEY}
+    try:
+        for key, value in (("ledger", "ethereum"), ("ethereum.rpc-url", node.url),
+                           ("ethereum.chain-id", str(CHAIN_ID)), ("ethereum.confirmations", "2")):
+            wallet.ok("config", "set", key, value)
+        ids = _add_records(wallet, tmp_path, 2)
+        wallet.ok("anchor", env=env)
+        node.mine(3)
+        doctor_env = dict(base_env(tmp_path), HEALTHWALLET_HOME=str(tmp_path / "doctor"),
+                          HEALTHWALLET_PASSPHRASE="doctor")
+        doctor = Cli(tmp_path / "doctor", doctor_env)
+        doctor.ok("init", "--keystore", "file")
+        doctor.ok("config", "set", "ethereum.rpc-url", node.url)
+        doctor.ok("config", "set", "ethereum.chain-id", str(CHAIN_ID))
+        doctor.ok("config", "set", "ethereum.confirmations", "2")
+        grant_file = tmp_path / "g.hwgrant"
+        wallet.ok("grant", doctor.ok("id").out.strip(), "--record", ids[0], "--record", ids[1],
+                  "--expires", "1d", "--out", grant_file)
+        offline = doctor.ok("verify", grant_file, "--json").json()
+        assert [r["ledger"] for r in offline["records"]] == ["ethereum", "ethereum"]
+        assert all(r["anchored_at"] for r in offline["records"])
+        assert next(c for c in offline["checks"] if c["name"] == "anchors")["ok"] is True
+        online = doctor.ok("verify", grant_file, "--check-ledger", "--json").json()
+        assert online["valid"] is True
+        human = doctor.ok("verify", grant_file).out
+        assert "anchored at" in human and "on ethereum" in human
+    finally:
+        node.stop()
+    # the ledger is gone: asked explicitly, the anchors check fails; offline it still passes
+    down = doctor("verify", grant_file, "--check-ledger", "--json")
+    assert down.code == 1
+    anchors = next(c for c in down.json()["checks"] if c["name"] == "anchors")
+    assert anchors["ok"] is False and "could not be asked" in anchors["detail"]
+    assert doctor("verify", grant_file).code == 0
