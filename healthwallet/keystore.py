@@ -30,8 +30,22 @@ KeystoreKind = Literal["keyring", "file"]
 PassphraseSource = Callable[[bool], str]
 """Returns the passphrase; the argument says whether this is a new one (confirm it)."""
 
+
+def ask_once(source: PassphraseSource) -> PassphraseSource:
+    """A passphrase source that asks at most once and then repeats the answer."""
+    answers: list[str] = []
+
+    def get(new: bool) -> str:
+        if not answers:
+            answers.append(source(new))
+        return answers[0]
+
+    return get
+
+
 KEYRING_SERVICE = "healthwallet"
 KEYSTORE_FILE = "identity.key"
+PENDING_SUFFIX = ".pending"
 FILE_FORMAT = "healthwallet-keystore/v1"
 
 OPSLIMIT = pwhash.argon2id.OPSLIMIT_MODERATE
@@ -159,11 +173,23 @@ class Keystore:
     home: Path
     wallet_id: str
     keyring_backend: KeyringLike | None = None
+    # A pending entry holds a new seed while a key rotation is under way (see rotation.py):
+    # `identity.key.pending`, or the keyring user `<wallet_id>.pending`.
+    pending: bool = False
 
     @property
     def file_path(self) -> Path:
         """Where the file keystore lives."""
-        return self.home / KEYSTORE_FILE
+        return self.home / (KEYSTORE_FILE + (PENDING_SUFFIX if self.pending else ""))
+
+    @property
+    def username(self) -> str:
+        """The keyring user name of this entry."""
+        return self.wallet_id + (PENDING_SUFFIX if self.pending else "")
+
+    def pending_entry(self) -> Keystore:
+        """The pending entry beside this one (same kind, home and wallet)."""
+        return Keystore(self.kind, self.home, self.wallet_id, self.keyring_backend, pending=True)
 
     def _keyring(self) -> KeyringLike:
         backend = self.keyring_backend or system_keyring()
@@ -183,7 +209,7 @@ class Keystore:
         """Save ``seed``; for a file keystore ``passphrase`` supplies a new passphrase."""
         if self.kind == "keyring":
             try:
-                self._keyring().set_password(KEYRING_SERVICE, self.wallet_id, seed.hex())
+                self._keyring().set_password(KEYRING_SERVICE, self.username, seed.hex())
             except KeystoreError:
                 raise
             except Exception as exc:
@@ -202,7 +228,7 @@ class Keystore:
         """Read the seed back; KeystoreError if missing, locked, or the passphrase is wrong."""
         if self.kind == "keyring":
             try:
-                value = self._keyring().get_password(KEYRING_SERVICE, self.wallet_id)
+                value = self._keyring().get_password(KEYRING_SERVICE, self.username)
             except KeystoreError:
                 raise
             except Exception as exc:
@@ -239,7 +265,7 @@ class Keystore:
         """Remove the seed from this keystore (used after a verified migration)."""
         if self.kind == "keyring":
             try:
-                self._keyring().delete_password(KEYRING_SERVICE, self.wallet_id)
+                self._keyring().delete_password(KEYRING_SERVICE, self.username)
             except KeystoreError:
                 raise
             except Exception as exc:

@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from . import jsonutil, stream
-from .errors import BadInputError, NotFoundError, StorageError, UsageError, VerificationError
+from .errors import (
+    BadInputError,
+    KeystoreError,
+    NotFoundError,
+    StorageError,
+    UsageError,
+    VerificationError,
+)
 from .fsutil import ensure_private_dir, exclusive_lock, fsync_dir, open_private, storage_error
 from .stream import RandomBytes
 from .wallet import Clock, utc_now
@@ -42,6 +49,8 @@ FHIR_PARSE_LIMIT = 512 * 1024 * 1024
 _AD_BLOB = b"hw-blob/v1\0"
 _AD_META = b"hw-meta/v1\0"
 _AD_KEY = b"hw-key/v1\0"
+_KEY_ID_CONTEXT = b"hw-vault-kid-v1"
+REWRAP_BATCH = 500
 
 MEDIA_TYPES = {
     "fhir": "application/fhir+json",
@@ -159,6 +168,13 @@ def detect_type(path: Path, claimed: str | None) -> tuple[str, str, dict[str, in
     return "other", MEDIA_TYPES["other"], {}
 
 
+def vault_key_id(vault_key: bytes) -> str:
+    """A public fingerprint of a vault key (keyed BLAKE2b), to tell which key wraps the records."""
+    return hashlib.blake2b(
+        b"", key=vault_key, person=_KEY_ID_CONTEXT.ljust(16, b"\0"), digest_size=16
+    ).hexdigest()
+
+
 def check_input_file(path: Path) -> None:
     """Refuse missing files, directories and unreadable files before any work starts."""
     try:
@@ -251,19 +267,59 @@ class Vault:
             self._db.close()
             self._db = None
 
-    def initialize(self) -> None:
-        """Create an empty vault (index and blob directory)."""
+    def initialize(self, owner_did: str | None = None) -> None:
+        """Create an empty vault (index and blob directory) whose keys belong to ``owner_did``."""
         ensure_private_dir(self.blob_dir)
-        self._ensure_schema(self._connect())
+        db = self._connect()
+        self._ensure_schema(db)
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "INSERT OR REPLACE INTO vault_meta VALUES ('key_id', ?)",
+                (vault_key_id(self._vault_key),),
+            )
+            if owner_did is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO vault_meta VALUES ('key_owner', ?)", (owner_did,)
+                )
         self.close()
 
+    def _meta_value(self, name: str) -> str | None:
+        try:
+            row = (
+                self._connect()
+                .execute("SELECT value FROM vault_meta WHERE key=?", (name,))
+                .fetchone()
+            )
+        except sqlite3.OperationalError:
+            return None  # no table yet: an empty vault that was never written
+        return None if row is None else str(row[0])
+
+    def key_owner(self) -> str | None:
+        """The DID whose vault key wraps the record keys (None for vaults made before v0.1)."""
+        return self._meta_value("key_owner")
+
+    def _check_key(self) -> None:
+        """KeystoreError when the records are wrapped under another key (a rotation happened)."""
+        stored = self._meta_value("key_id")
+        if stored is not None and stored != vault_key_id(self._vault_key):
+            raise KeystoreError(
+                "the wallet's key changed while this command was running (key rotation)",
+                "run the command again",
+            )
+
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """Hold the wallet's exclusive lock and clean up after crashed writers."""
+    def _writing(self, take_lock: bool = True) -> Iterator[sqlite3.Connection]:
+        """Hold the wallet's exclusive lock and clean up after crashed writers.
+
+        ``take_lock=False`` is for a caller that already holds the wallet lock.
+        """
         ensure_private_dir(self.blob_dir)
-        with exclusive_lock(self.home / LOCK_FILE):
+        lock = exclusive_lock(self.home / LOCK_FILE) if take_lock else contextlib.nullcontext(None)
+        with lock:
             db = self._connect()
             self._ensure_schema(db)
+            self._check_key()
             self.recovered += self._recover(db)
             yield db
 
@@ -302,8 +358,12 @@ class Vault:
 
     def _decode(self, record_id: str, wrapped: bytes, meta: bytes) -> tuple[Record, bytes]:
         key = self._unwrap(record_id, wrapped)
+        return self._decode_meta(record_id, key, meta), key
+
+    @staticmethod
+    def _decode_meta(record_id: str, key: bytes, meta: bytes) -> Record:
         raw = json.loads(stream.open_bytes(key, meta, _AD_META + record_id.encode()))
-        record = Record(
+        return Record(
             id=record_id,
             type=raw["type"],
             media_type=raw["media_type"],
@@ -316,7 +376,6 @@ class Vault:
             commitment=raw["commitment"],
             resource_counts=dict(raw.get("resource_counts", {})),
         )
-        return record, key
 
     # -- operations ---------------------------------------------------------------------
     def add(
@@ -444,6 +503,7 @@ class Vault:
         except (ValueError, KeyError):
             raise VerificationError(f"record {full}: its metadata is damaged") from None
         except VerificationError:
+            self._check_key()
             raise VerificationError(
                 f"record {full}: its key or metadata failed authentication",
                 "run `healthwallet doctor`; restore the wallet from a backup",
@@ -510,6 +570,118 @@ class Vault:
             db.execute("DELETE FROM pending WHERE id=?", (full,))
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return full
+
+    def rewrap(
+        self,
+        new_vault_key: bytes,
+        new_owner_did: str,
+        *,
+        take_lock: bool = True,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Re-wrap every record key under ``new_vault_key`` in one transaction; returns the count.
+
+        The same transaction records the new key's owner and fingerprint, so the index always
+        says which identity its keys belong to. A damaged row aborts it with nothing changed.
+        """
+        with self._writing(take_lock) as db:
+            count = 0
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                last = -1
+                while True:
+                    rows = db.execute(
+                        "SELECT seq, id, wrapped_key FROM records"
+                        " WHERE seq > ? ORDER BY seq LIMIT ?",
+                        (last, REWRAP_BATCH),
+                    ).fetchall()
+                    if not rows:
+                        break
+                    for seq, record_id, wrapped in rows:
+                        try:
+                            content_key = self._unwrap(record_id, wrapped)
+                        except VerificationError:
+                            raise VerificationError(
+                                f"record {record_id}: its key failed authentication; "
+                                "nothing was re-wrapped",
+                                "run `healthwallet doctor` and remove or restore that record",
+                            ) from None
+                        rewrapped = stream.seal_bytes(
+                            new_vault_key, content_key, _AD_KEY + record_id.encode(), self._random
+                        )
+                        db.execute("UPDATE records SET wrapped_key=? WHERE seq=?", (rewrapped, seq))
+                        count += 1
+                    last = rows[-1][0]
+                    if on_batch is not None:
+                        on_batch(count)
+                db.execute(
+                    "INSERT OR REPLACE INTO vault_meta VALUES ('key_owner', ?)", (new_owner_did,)
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO vault_meta VALUES ('key_id', ?)",
+                    (vault_key_id(new_vault_key),),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            self._vault_key = new_vault_key
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return count
+
+    def export_entry(self, record_id: str) -> tuple[bytes, bytes]:
+        """(content key, sealed metadata) of a record, to adopt it into another vault."""
+        full = self.resolve_id(record_id)
+        row = (
+            self._connect()
+            .execute("SELECT wrapped_key, meta FROM records WHERE id=?", (full,))
+            .fetchone()
+        )
+        if row is None:
+            raise NotFoundError("no such record", "list records with `healthwallet record list`")
+        self._decode(full, row[0], row[1])  # refuse a damaged entry before it spreads
+        return self._unwrap(full, row[0]), bytes(row[1])
+
+    def has(self, record_id: str) -> bool:
+        """True when a record with exactly this id exists."""
+        row = self._connect().execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone()
+        return row is not None
+
+    def adopt(self, record_id: str, content_key: bytes, sealed_meta: bytes, blob: Path) -> bool:
+        """Add an already-encrypted record under its own id; False when that id is present.
+
+        ``blob`` is its encrypted content as another vault stores it (bound to the same id).
+        """
+        with self._writing() as db:
+            if db.execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone():
+                return False
+            # the metadata must open under the key it came with (and the id it is bound to)
+            self._decode_meta(record_id, content_key, sealed_meta)
+            tmp = self.blob_dir / f".tmp-{record_id}"
+            db.execute("INSERT OR IGNORE INTO pending (id) VALUES (?)", (record_id,))
+            try:
+                with blob.open("rb") as src, open_private(tmp) as dst:
+                    while block := src.read(1024 * 1024):
+                        dst.write(block)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                os.replace(tmp, self.blob_dir / record_id)
+                fsync_dir(self.blob_dir)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise storage_error(exc, "a record") from None
+            wrapped = stream.seal_bytes(
+                self._vault_key, content_key, _AD_KEY + record_id.encode(), self._random
+            )
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(
+                    "INSERT INTO records (id, wrapped_key, meta) VALUES (?, ?, ?)",
+                    (record_id, wrapped, sealed_meta),
+                )
+                db.execute("DELETE FROM pending WHERE id=?", (record_id,))
+        return True
 
     def doctor(self) -> tuple[list[dict[str, str]], int]:
         """Check the index and every record; returns (problems, orphaned files removed)."""

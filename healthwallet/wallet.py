@@ -12,12 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from .errors import KeystoreError, NotFoundError, UsageError
-from .fsutil import atomic_write_bytes, ensure_private_dir
+from .fsutil import atomic_write_bytes, ensure_private_dir, exclusive_lock
 from .keys import Identity
-from .keystore import KeyringLike, Keystore, KeystoreKind, PassphraseSource, system_keyring
+from .keystore import (
+    KeyringLike,
+    Keystore,
+    KeystoreKind,
+    PassphraseSource,
+    ask_once,
+    system_keyring,
+)
 from .stream import RandomBytes
 
 WALLET_FILE = "wallet.json"
+ROTATION_FILE = "rotation.json"  # present only while a key rotation is unfinished (rotation.py)
 CONFIG_FILE = "config.json"
 WALLET_FORMAT = "healthwallet-wallet/v1"
 HOME_ENV = "HEALTHWALLET_HOME"
@@ -159,7 +167,7 @@ def init_wallet(
     store.store(identity.seed, passphrase, random_bytes)
     from .vault import Vault
 
-    Vault(home, identity.vault_key).initialize()
+    Vault(home, identity.vault_key).initialize(identity.did)
     # wallet.json is written last: a wallet exists only once everything else is in place.
     write_info(home, info)
     return Wallet(home, info, identity)
@@ -168,10 +176,27 @@ def init_wallet(
 def open_wallet(
     home: Path, passphrase: PassphraseSource, keyring_backend: KeyringLike | None = None
 ) -> Wallet:
-    """Unlock the wallet in ``home``; KeystoreError if its key cannot be read."""
+    """Unlock the wallet in ``home``; KeystoreError if its key cannot be read.
+
+    A key rotation that a crash interrupted is finished or undone first (rotation.py).
+    """
+    passphrase = ask_once(passphrase)
+    if (home / ROTATION_FILE).exists():
+        from .rotation import reconcile
+
+        reconcile(home, passphrase, keyring_backend)
     info = read_info(home)
     store = Keystore(info.keystore, home, info.wallet_id, keyring_backend)
     identity = Identity(store.load(passphrase))
+    if identity.did != info.did:
+        # A rotation or migration may have finished between the two reads; they hold the
+        # wallet lock throughout, so look again under it before calling this a mismatch.
+        from .vault import LOCK_FILE
+
+        with exclusive_lock(home / LOCK_FILE):
+            info = read_info(home)
+            store = Keystore(info.keystore, home, info.wallet_id, keyring_backend)
+            identity = Identity(store.load(passphrase))
     if identity.did != info.did:
         raise KeystoreError(
             "the key in the keystore does not belong to this wallet",

@@ -61,13 +61,15 @@ def _global(
 
 
 def _register() -> None:
-    from . import _anchor, _grants, _records, _share, _wallet_cmds
+    from . import _anchor, _backup, _grants, _keys, _records, _share, _wallet_cmds
 
     _wallet_cmds.register(app)
     _records.register(app)
     _anchor.register(app)
     _grants.register(app)
     _share.register(app)
+    _keys.register(app)
+    _backup.register(app)
 
 
 def _wants_json(argv: list[str]) -> bool:

@@ -12,6 +12,7 @@ from ..errors import UsageError
 from ..vault import Vault
 from ..wallet import init_wallet, read_config, set_config
 from ._common import JsonOption, emit, home, passphrase_source, unlock
+from ._keys import PhraseFileOption, read_phrase
 
 
 def cmd_init(
@@ -22,15 +23,25 @@ def cmd_init(
             help="Where the identity key lives: keyring or file (default: keyring when available).",
         ),
     ] = None,
+    from_phrase: Annotated[
+        bool,
+        typer.Option(
+            "--from-phrase",
+            help="Recreate an identity from its 24-word recovery phrase (asked for, or "
+            "--phrase-file).",
+        ),
+    ] = False,
+    phrase_file: PhraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a wallet: a new identity key and an empty encrypted vault."""
+    """Create a wallet: a new identity key (or one from a recovery phrase) and an empty vault."""
     if keystore not in (None, "keyring", "file"):
         raise UsageError(
             f"unknown keystore {keystore!r}", "use --keystore keyring or --keystore file"
         )
     kind: Literal["keyring", "file"] | None = keystore  # type: ignore[assignment]
-    wallet = init_wallet(home(), kind, passphrase_source())
+    seed = read_phrase(phrase_file) if from_phrase or phrase_file is not None else None
+    wallet = init_wallet(home(), kind, passphrase_source(), seed=seed)
     payload = {"did": wallet.did, "keystore": wallet.info.keystore, "home": str(wallet.home)}
 
     def human(out: Console) -> None:
@@ -42,12 +53,34 @@ def cmd_init(
     emit(as_json, payload, human)
 
 
-def cmd_id(as_json: JsonOption = False) -> None:
+def cmd_id(
+    history: Annotated[
+        bool,
+        typer.Option("--history", help="Also list key rotations, with their signatures checked."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
     """Print this wallet's DID."""
+    from ..rotation import identity_history
     from ..wallet import read_info
 
     info = read_info(home())
-    emit(as_json, {"did": info.did}, lambda out: out.print(info.did))
+    if not history:
+        emit(as_json, {"did": info.did}, lambda out: out.print(info.did))
+        return
+    entries = identity_history(info)
+
+    def human(out: Console) -> None:
+        out.print(info.did)
+        if not entries:
+            out.print("No key rotations.")
+        for entry in entries:
+            mark = "✓ signed by both keys" if entry["verified"] else "✗ NOT VERIFIED"
+            out.print(f"{entry['rotated']}  {entry['old_did']} → {entry['new_did']}  {mark}")
+
+    emit(as_json, {"did": info.did, "history": entries}, human)
+    if not all(entry["verified"] for entry in entries):
+        raise typer.Exit(1)
 
 
 def cmd_doctor(as_json: JsonOption = False) -> None:
