@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,9 +97,17 @@ class ChainReport:
 class AuditLog:
     """The audit log of one wallet home, signed by the wallet identity."""
 
-    def __init__(self, home: Path, identity: keys.Identity, clock: Clock = _utc_now) -> None:
+    def __init__(
+        self,
+        home: Path,
+        identity: keys.Identity,
+        clock: Clock = _utc_now,
+        retired: Sequence[keys.Identity] = (),
+    ) -> None:
         self.home = home
         self.identity = identity
+        # Entries written before a key rotation are signed by a retired identity.
+        self.retired = tuple(retired)
         self.clock = clock
         self.path = home / "audit.log"
         self._lock = home / "audit.lock"
@@ -188,7 +196,11 @@ class AuditLog:
         self, signer_did: str | None = None, expected_head: str | None = None
     ) -> ChainReport:
         """Check every entry's hash, link and signature; name the first bad entry."""
-        public_key = keys.ed25519_from_did(signer_did) if signer_did else self.identity.public_key
+        public_keys = (
+            [keys.ed25519_from_did(signer_did)]
+            if signer_did
+            else [self.identity.public_key, *(r.public_key for r in self.retired)]
+        )
         prev, count = GENESIS, 0
         try:
             with self.path.open("rb") as handle:
@@ -196,7 +208,7 @@ class AuditLog:
         except FileNotFoundError:
             lines = []
         for number, line in enumerate(lines, start=1):
-            reason = _entry_problem(line, number, prev, public_key)
+            reason = _entry_problem(line, number, prev, public_keys)
             if reason:
                 return ChainReport(False, count, prev, first_bad=number, reason=reason)
             prev = json.loads(line)["hash"]
@@ -208,7 +220,7 @@ class AuditLog:
         return ChainReport(True, count, prev)
 
 
-def _entry_problem(line: bytes, seq: int, prev: str, public_key: bytes) -> str:
+def _entry_problem(line: bytes, seq: int, prev: str, public_keys: Sequence[bytes]) -> str:
     """Why entry ``seq`` is bad, or '' when it is good."""
     try:
         entry = jsonutil.loads(line)
@@ -240,6 +252,7 @@ def _entry_problem(line: bytes, seq: int, prev: str, public_key: bytes) -> str:
         signature = keys.b64url_decode(str(entry["sig"]))
     except ValueError:
         return "signature is malformed"
-    if not keys.verify_signature(public_key, _SIG_PREFIX + bytes.fromhex(digest), signature):
+    message = _SIG_PREFIX + bytes.fromhex(digest)
+    if not any(keys.verify_signature(key, message, signature) for key in public_keys):
         return "signature does not verify"
     return ""

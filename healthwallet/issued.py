@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Literal, TypedDict
 from . import grants, statuslist
 from .audit import AuditLog
 from .credentials import Format
-from .errors import NotFoundError, StorageError, UsageError
+from .errors import KeystoreError, NotFoundError, StorageError, UsageError
 from .fsutil import atomic_write_bytes, ensure_private_dir, exclusive_lock, storage_error
 from .keys import Identity
 
@@ -103,9 +103,14 @@ class IssuedGrants:
         clock: Clock = _utc_now,
         random_bytes: RandomBytes = os.urandom,
         status_format: Format = "ldp",
+        retired: Sequence[Identity] = (),
     ) -> None:
         self.home = home
         self.identity = identity
+        # A status list is signed by the identity that issued its grants: after a key
+        # rotation, lists of grants issued under a retired DID are still signed with it.
+        self.retired = tuple(retired)
+        self._signers = {i.did: i for i in (*self.retired, identity)}
         self.audit = audit
         self.clock = clock
         self.random_bytes = random_bytes
@@ -137,7 +142,8 @@ class IssuedGrants:
                     list_no INTEGER PRIMARY KEY,
                     base TEXT NOT NULL,
                     url TEXT NOT NULL UNIQUE,
-                    created TEXT NOT NULL
+                    created TEXT NOT NULL,
+                    issuer TEXT
                 );
                 CREATE TABLE IF NOT EXISTS grants (
                     grant_id TEXT PRIMARY KEY,
@@ -158,6 +164,12 @@ class IssuedGrants:
                 );
                 """
             )
+            columns = {r[1] for r in db.execute("PRAGMA table_info(status_lists)")}
+            if "issuer" not in columns:  # registers made before key rotation existed
+                db.execute("ALTER TABLE status_lists ADD COLUMN issuer TEXT")
+            # Lists with no recorded issuer predate any rotation: the oldest identity made them.
+            oldest = self.retired[0] if self.retired else self.identity
+            db.execute("UPDATE status_lists SET issuer = ? WHERE issuer IS NULL", (oldest.did,))
             yield db
         except sqlite3.Error as exc:
             raise StorageError(f"the grants register failed ({exc.__class__.__name__})") from None
@@ -179,17 +191,17 @@ class IssuedGrants:
                 row = db.execute(
                     "SELECT l.list_no, l.url, COUNT(g.grant_id) FROM status_lists l "
                     "LEFT JOIN grants g ON g.list_no = l.list_no WHERE l.base = ? "
-                    "GROUP BY l.list_no ORDER BY l.list_no DESC LIMIT 1",
-                    (self.status_base_url,),
+                    "AND l.issuer = ? GROUP BY l.list_no ORDER BY l.list_no DESC LIMIT 1",
+                    (self.status_base_url, self.identity.did),
                 ).fetchone()
                 if row is None or row[2] >= LIST_FILL_LIMIT:
                     top = db.execute("SELECT COALESCE(MAX(list_no), 0) FROM status_lists")
                     list_no = int(top.fetchone()[0]) + 1
                     list_url = f"{self.status_base_url}{list_no}.json"
                     db.execute(
-                        "INSERT INTO status_lists (list_no, base, url, created) "
-                        "VALUES (?, ?, ?, ?)",
-                        (list_no, self.status_base_url, list_url, created),
+                        "INSERT INTO status_lists (list_no, base, url, created, issuer) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (list_no, self.status_base_url, list_url, created, self.identity.did),
                     )
                     new_list = list_no
                 else:
@@ -383,7 +395,7 @@ class IssuedGrants:
         """The signed status list credential of list ``list_no``, as of now."""
         with self._db() as db:
             row = db.execute(
-                "SELECT url FROM status_lists WHERE list_no = ?", (list_no,)
+                "SELECT url, issuer FROM status_lists WHERE list_no = ?", (list_no,)
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"no status list {list_no}")
@@ -393,8 +405,14 @@ class IssuedGrants:
         bits = statuslist.StatusList(size=LIST_SIZE)
         for (index,) in revoked:
             bits.set(int(index), True)
+        signer = self._signers.get(str(row[1]))
+        if signer is None:
+            raise KeystoreError(
+                f"status list {list_no} was issued by a key this wallet no longer holds",
+                "restore the wallet's retired keys (see `healthwallet id --history`)",
+            )
         return statuslist.status_list_credential(
-            str(row[0]), bits, self.identity, self.clock(), fmt=self.status_format
+            str(row[0]), bits, signer, self.clock(), fmt=self.status_format
         )
 
     def _list_numbers(self) -> list[int]:

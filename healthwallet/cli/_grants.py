@@ -28,21 +28,26 @@ status_app = typer.Typer(help="Publish the signed revocation status lists.", no_
 MAX_GRANT_FILE = 64 * 1024**3
 
 
-def _audit(wallet: Wallet) -> Any:
+def audit_log(wallet: Wallet) -> Any:
+    """The wallet's audit log, able to check entries signed before a key rotation."""
     from ..audit import AuditLog
+    from ..rotation import retired_identities
 
-    return AuditLog(wallet.home, wallet.identity)
+    return AuditLog(wallet.home, wallet.identity, retired=retired_identities(wallet))
 
 
-def _issued(wallet: Wallet) -> Any:
+def issued_grants(wallet: Wallet, with_audit: bool = True) -> Any:
+    """The wallet's register of issued grants and consents, and its status lists."""
     from ..issued import IssuedGrants
+    from ..rotation import retired_identities
 
     config = read_config(wallet.home)
     return IssuedGrants(
         wallet.home,
         wallet.identity,
         status_base_url=config.get("status-url") or None,
-        audit=_audit(wallet),
+        audit=audit_log(wallet) if with_audit else None,
+        retired=retired_identities(wallet),
     )
 
 
@@ -159,7 +164,7 @@ def cmd_grant(
         raise UsageError("a grant to yourself is pointless", "give the doctor's did:key")
     vault = Vault(wallet.home, wallet.identity.vault_key)
     records = _select(vault, record_ids or [], record_type, tag)
-    issued = _issued(wallet)
+    issued = issued_grants(wallet)
     summary: dict[str, Any] = {}
 
     def write(handle: BinaryIO) -> None:
@@ -205,7 +210,7 @@ def cmd_grant(
 def cmd_grants(as_json: JsonOption = False) -> None:
     """List the grants (and research consents) you issued, with their status."""
     wallet = unlock()
-    rows = _issued(wallet).list_grants()
+    rows = issued_grants(wallet).list_grants()
     grants = [
         {
             "grant_id": row["grant_id"],
@@ -253,7 +258,7 @@ def cmd_revoke(
 
 def _revoke_any(wallet: Wallet, grant_id: str) -> dict[str, Any]:
     normalized = grant_id if grant_id.startswith("urn:uuid:") else f"urn:uuid:{grant_id}"
-    issued = _issued(wallet)
+    issued = issued_grants(wallet)
     try:
         return dict(issued.revoke(normalized))
     except NotFoundError:
@@ -269,7 +274,7 @@ def cmd_status_publish(
 ) -> None:
     """Write your signed StatusList2021 credentials, ready to host at your `status-url`."""
     wallet = unlock()
-    paths = [str(p) for p in _issued(wallet).publish(out)]
+    paths = [str(p) for p in issued_grants(wallet).publish(out)]
     config = read_config(wallet.home)
     payload = {"files": paths, "status_url": config.get("status-url") or None}
 
@@ -289,7 +294,7 @@ def cmd_status_publish(
 def cmd_log(as_json: JsonOption = False) -> None:
     """Show the append-only, hash-chained audit log of grants, revocations and shares."""
     wallet = unlock()
-    audit = _audit(wallet)
+    audit = audit_log(wallet)
     entries = audit.read()
     report = audit.verify_chain()
     payload = {

@@ -198,14 +198,10 @@ def _issue(
     out: str,
     as_json: bool,
 ) -> None:
-    from ..audit import AuditLog
-    from ..issued import IssuedGrants
     from ..shares import issue_share
+    from ._grants import audit_log, issued_grants
 
-    config = read_config(wallet.home)
-    issued = IssuedGrants(
-        wallet.home, wallet.identity, status_base_url=config.get("status-url") or None
-    )
+    issued = issued_grants(wallet, with_audit=False)  # share.issued is logged below
     reservation = issued.reserve(research_did, expiry)
     summary: dict[str, Any] = {}
 
@@ -232,7 +228,7 @@ def _issue(
         issued.release(reservation)
         raise
     issued.confirm_consent(reservation, study)
-    AuditLog(wallet.home, wallet.identity).append(
+    audit_log(wallet).append(
         "share.issued",
         {
             "share_id": summary["share_id"],

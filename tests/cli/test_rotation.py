@@ -355,3 +355,41 @@ def test_concurrent_adds_during_rotation_lose_nothing(wallet: Cli, tmp_path: Pat
     assert wallet.ok("doctor", "--json").json()["ok"] is True
     assert _contents(wallet.home) == records
 
+
+def test_cli_revocation_and_audit_log_across_a_rotation(wallet: Cli, tmp_path: Path) -> None:
+    """Grants from before and after a rotation are revoked in lists signed by their issuer."""
+    from conftest import base_env
+
+    doctor_env = dict(base_env(tmp_path), HEALTHWALLET_HOME=str(tmp_path / "doctor"),
+                      HEALTHWALLET_PASSPHRASE="doctor passphrase")
+    doctor = Cli(tmp_path / "doctor", doctor_env)
+    doctor.ok("init", "--keystore", "file")
+    doctor_did = doctor.ok("id").out.strip()
+    record = tmp_path / "scan.pdf"
+    record.write_bytes(b"%PDF-1.4 rotation scan")
+    wallet.ok("record", "add", record)
+    old_grant, new_grant = tmp_path / "old.hwgrant", tmp_path / "new.hwgrant"
+    old_id = wallet.ok("grant", doctor_did, "--type", "pdf", "--expires", "1d", "--out", old_grant,
+                       "--json").json()["grant_id"]
+    rotated = wallet.ok("key", "rotate", "--json").json()
+    new_id = wallet.ok("grant", doctor_did, "--type", "pdf", "--expires", "1d", "--out", new_grant,
+                       "--json").json()["grant_id"]
+    assert doctor.ok("verify", new_grant, "--json").json()["issuer"] == rotated["new_did"]
+    assert doctor.ok("verify", old_grant, "--json").json()["issuer"] == rotated["old_did"]
+
+    wallet.ok("revoke", old_id)
+    old = doctor("verify", old_grant, "--json")
+    assert old.code == 1
+    status = next(c for c in old.json()["checks"] if c["name"] == "status")
+    assert status["ok"] is False and "revoked" in status["detail"], status
+    assert doctor.ok("verify", new_grant, "--json").json()["valid"] is True
+
+    wallet.ok("revoke", new_id)
+    assert doctor("verify", new_grant).code == 1
+    assert {g["status"] for g in wallet.ok("grants", "--json").json()["grants"]} == {"revoked"}
+    published = wallet.ok("status", "publish", "--out", tmp_path / "pub", "--json").json()
+    assert len(published["files"]) == 2  # one list per issuing DID
+    log = wallet.ok("log", "--json").json()
+    assert log["ok"] is True
+    assert [e["event"] for e in log["entries"]] == [
+        "grant.issued", "grant.issued", "grant.revoked", "grant.revoked"]
