@@ -26,11 +26,20 @@ def test_sigkill_during_add_never_damages_the_vault(wallet: Cli, tmp_path: Path)
         path.write_bytes(b"%PDF-1.7\n" + rng.randbytes(1_500_000 + i * 700_000))
         sources.append(path)
     digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in sources}
-    reported: list[str] = []
-    completed = killed = 0
-    for _ in range(30):
+    # Time one whole import first, so the kills land inside it on a fast or slow machine.
+    start = time.perf_counter()
+    probe = _spawn(wallet, "record", "add", *sources)
+    probe_out, _ = probe.communicate(timeout=120)
+    assert probe.returncode == 0
+    duration = time.perf_counter() - start
+    reported: list[str] = [line.split()[1] for line in probe_out.decode().splitlines()
+                           if line.startswith("added ")]
+    completed = killed = attempts = 0
+    # At least 30 runs; more (up to 90) until at least 10 were killed mid-way.
+    while attempts < 30 or (killed < 10 and attempts < 90):
+        attempts += 1
         proc = _spawn(wallet, "record", "add", *sources)
-        time.sleep(rng.uniform(0.0, 0.9))
+        time.sleep(rng.uniform(0.0, duration))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=60)
         if proc.returncode == 0:
