@@ -60,16 +60,53 @@ def _global(
     STATE.debug = debug
 
 
-def _register() -> None:
-    from . import _anchor, _backup, _grants, _keys, _records, _share, _wallet_cmds
+# Which module defines each top-level command, so a run imports only what it needs.
+_COMMAND_MODULES: dict[str, str] = {
+    "init": "_wallet_cmds",
+    "id": "_wallet_cmds",
+    "doctor": "_wallet_cmds",
+    "config": "_wallet_cmds",
+    "record": "_records",
+    "anchor": "_anchor",
+    "ledger": "_anchor",
+    "grant": "_grants",
+    "grants": "_grants",
+    "revoke": "_grants",
+    "status": "_grants",
+    "log": "_grants",
+    "verify": "_grants",
+    "open": "_grants",
+    "share": "_share",
+    "research": "_share",
+    "key": "_keys",
+    "keystore": "_keys",
+    "backup": "_backup",
+    "restore": "_backup",
+}
+_VALUE_OPTIONS = ("--home", "--passphrase-file")
 
-    _wallet_cmds.register(app)
-    _records.register(app)
-    _anchor.register(app)
-    _grants.register(app)
-    _share.register(app)
-    _keys.register(app)
-    _backup.register(app)
+
+def _command_name(argv: list[str]) -> str | None:
+    """The top-level command in ``argv`` (global options come first, see hoisting)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _register(argv: list[str]) -> None:
+    """Attach the command's module, or every module for help and unknown commands."""
+    import importlib
+
+    wanted = _COMMAND_MODULES.get(_command_name(argv) or "")
+    modules = [wanted] if wanted else list(dict.fromkeys(_COMMAND_MODULES.values()))
+    for name in modules:
+        importlib.import_module(f"{__package__}.{name}").register(app)
 
 
 def _wants_json(argv: list[str]) -> bool:
@@ -89,7 +126,7 @@ def report_error(message: str, hint: str, code: int, as_json: bool) -> int:
 
 def run_app(argv: list[str]) -> int:
     """Run the app on ``argv``; map every outcome to a documented exit code."""
-    _register()
+    _register(argv)
     as_json = _wants_json(argv)
     STATE.debug = "--debug" in argv
     try:
