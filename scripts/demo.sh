@@ -75,4 +75,11 @@ run $HW --home "$RESEARCH_HOME" research ingest "$WORK/labs.hwshare" --k 1 --out
 ls "$WORK/dataset"
 if grep -rq -e "Example" -e "1980-02-01" "$WORK/dataset"; then echo "FOUND identifiers in the dataset (bug!)"; exit 1; else echo "no name or birth date in the dataset: good"; fi
 
+step "13. Never lose it: an encrypted backup, restored as if on a new laptop"
+export HEALTHWALLET_BACKUP_PASSPHRASE="demo backup passphrase"
+run $HW backup --out "$WORK/wallet.hwbackup" --passphrase
+run $HW restore "$WORK/wallet.hwbackup" --home "$WORK/new-laptop" --keystore file
+run $HW --home "$WORK/new-laptop" doctor
+run $HW --home "$WORK/new-laptop" record list
+
 printf '\nDemo finished; the temporary wallet is removed.\n'
