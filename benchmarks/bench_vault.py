@@ -53,6 +53,9 @@ def _write_file(path: Path, size: int) -> None:
     with path.open("wb") as handle:
         for _ in range(size // MIB):
             handle.write(block)
+    # Flush the test file now: its write-back must not compete with the measured import's
+    # own fsync (it is setup, not part of importing).
+    os.sync()
 
 
 def import_throughput(work: Path) -> dict[str, float]:

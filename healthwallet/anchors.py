@@ -36,7 +36,14 @@ from .ledger.base import (
     utc_now,
 )
 from .ledger.local import LocalLedger, entry_from_json, entry_problem
-from .ledger.merkle import HASH_SIZE, MerkleBatch, leaf_hash, verify_inclusion
+from .ledger.merkle import (
+    HASH_SIZE,
+    MerkleBatch,
+    audit_path_from,
+    leaf_hash,
+    split_path,
+    verify_inclusion,
+)
 
 ANCHORS_FILE = "anchors.sqlite"
 SCHEMA_VERSION = 1
@@ -69,6 +76,16 @@ CREATE TABLE IF NOT EXISTS leaves (
     PRIMARY KEY (record_id, commitment)
 );
 CREATE INDEX IF NOT EXISTS leaves_batch ON leaves(batch_id, leaf_index);
+-- The tree above the leaves (levels 1..top), one row per node: any leaf's audit path is
+-- read from here in O(log n) lookups, so a batch stores O(n) hashes instead of every
+-- leaf's path (O(n log n)). leaves.audit_path is left empty for such batches.
+CREATE TABLE IF NOT EXISTS nodes (
+    batch_id INTEGER NOT NULL REFERENCES batches(id),
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (batch_id, level, idx)
+) WITHOUT ROWID;
 """
 
 
@@ -259,7 +276,6 @@ class AnchorStore:
             if not members:
                 return None
             tree = MerkleBatch([bytes.fromhex(commitment) for _, commitment in members])
-            paths = tree.audit_path_blobs()
             cursor = conn.execute(
                 "INSERT INTO batches (root, ledger, size, created_at, state)"
                 " VALUES (?, ?, ?, ?, 'publishing')",
@@ -268,11 +284,15 @@ class AnchorStore:
             batch_id = int(cursor.lastrowid or 0)
             conn.executemany(
                 "INSERT INTO leaves (record_id, commitment, batch_id, leaf_index, audit_path)"
-                " VALUES (?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, x'')",
                 (
-                    (record_id, commitment, batch_id, index, paths[index])
+                    (record_id, commitment, batch_id, index)
                     for index, (record_id, commitment) in enumerate(members)
                 ),
+            )
+            conn.executemany(
+                "INSERT INTO nodes (batch_id, level, idx, hash) VALUES (?, ?, ?, ?)",
+                ((batch_id, level, index, node) for level, index, node in tree.inner_nodes()),
             )
             return batch_id, tree.root
 
@@ -371,7 +391,7 @@ class AnchorStore:
         """The portable proof (docs/anchoring.md, proof v1) of a record's latest anchor."""
         query = (
             "SELECT l.commitment, l.leaf_index, l.audit_path, b.root, b.size, b.ledger,"
-            " b.receipt, b.anchored_at FROM leaves l JOIN batches b ON b.id = l.batch_id"
+            " b.receipt, b.anchored_at, b.id FROM leaves l JOIN batches b ON b.id = l.batch_id"
             " WHERE l.record_id = ? AND b.state = 'published'"
         )
         params: tuple[str, ...] = (record_id,)
@@ -388,12 +408,16 @@ class AnchorStore:
                     f"record {record_id} is not anchored yet", "run `healthwallet anchor`"
                 )
             raise NotFoundError(f"record {record_id} has no anchor", "run `healthwallet anchor`")
-        commitment, leaf_index, path_blob, root, size, ledger, receipt_text, anchored_at = row
+        commitment, leaf_index, path_blob, root, size, ledger, receipt_text, anchored_at = row[:8]
         try:
             receipt_json: Any = json.loads(receipt_text)
         except (TypeError, ValueError):
             receipt_json = None
-        blob = bytes(path_blob)
+        path = (
+            split_path(bytes(path_blob))
+            if path_blob
+            else self._stored_path(int(row[8]), int(leaf_index), int(size))
+        )
         return {
             "type": PROOF_TYPE,
             "version": PROOF_VERSION,
@@ -402,12 +426,36 @@ class AnchorStore:
             "commitment": commitment,
             "leaf_index": int(leaf_index),
             "tree_size": int(size),
-            "audit_path": [blob[i : i + HASH_SIZE].hex() for i in range(0, len(blob), HASH_SIZE)],
+            "audit_path": [node.hex() for node in path],
             "root": root,
             "ledger": ledger,
             "receipt": receipt_json,
             "anchored_at": anchored_at,
         }
+
+    def _stored_path(self, batch_id: int, index: int, size: int) -> list[bytes]:
+        """A leaf's audit path, read from the batch's stored leaves and nodes."""
+
+        def node_at(level: int, position: int) -> bytes:
+            if level == 0:
+                row = self._conn.execute(
+                    "SELECT commitment FROM leaves WHERE batch_id = ? AND leaf_index = ?",
+                    (batch_id, position),
+                ).fetchone()
+                if row is None:
+                    raise VerificationError(f"batch {batch_id}: leaf {position} is missing")
+                return leaf_hash(bytes.fromhex(str(row[0])))
+            row = self._conn.execute(
+                "SELECT hash FROM nodes WHERE batch_id = ? AND level = ? AND idx = ?",
+                (batch_id, level, position),
+            ).fetchone()
+            if row is None:
+                raise VerificationError(
+                    f"batch {batch_id}: tree node {level}/{position} is missing"
+                )
+            return bytes(row[0])
+
+        return audit_path_from(index, size, node_at)
 
     def verify_record(
         self, record_id: str, commitment_hex: str, ledger: Ledger | None = None

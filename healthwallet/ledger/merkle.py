@@ -13,7 +13,7 @@ An audit path lists sibling hashes from the leaf upwards (RFC 9162 §2.1.3.1).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import add
 
 HASH_SIZE = 32
@@ -114,6 +114,16 @@ class MerkleBatch:
             position >>= 1
         return path
 
+    def inner_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every node above the leaves as (level, index, hash), level 1 being the leaves' parents.
+
+        With the leaves, these are all a store needs to answer any inclusion proof later
+        (see :func:`audit_path_from`), without writing every leaf's path out.
+        """
+        for level_no, level in enumerate(self._levels[1:], start=1):
+            for index, node in enumerate(level):
+                yield level_no, index, node
+
     def audit_path_blobs(self) -> list[bytes]:
         """Every leaf's audit path as concatenated 32-byte hashes, in leaf order."""
         # Leaves under one node share that node's path; build the paths from the root down
@@ -146,6 +156,33 @@ def root(entries: Sequence[bytes]) -> bytes:
 def inclusion_proof(entries: Sequence[bytes], index: int) -> list[bytes]:
     """The audit path for ``entries[index]`` (RFC 9162 §2.1.3.1)."""
     return MerkleBatch(entries).audit_path(index)
+
+
+def level_sizes(size: int) -> list[int]:
+    """Number of nodes on each level of a tree of ``size`` leaves, leaves first."""
+    sizes = [size]
+    while sizes[-1] > 1:
+        sizes.append((sizes[-1] + 1) // 2)  # an unpaired node is carried up unchanged
+    return sizes
+
+
+def audit_path_from(index: int, size: int, node_at: Callable[[int, int], bytes]) -> list[bytes]:
+    """Audit path of leaf ``index`` (RFC 9162 §2.1.3.1), reading nodes through ``node_at``.
+
+    ``node_at(level, position)`` returns a stored node (level 0: the leaf hashes), as laid
+    out by :class:`MerkleBatch`: each level holds the hashes of adjacent pairs below it,
+    an unpaired last node carried up unchanged.
+    """
+    if not 0 <= index < size:
+        raise IndexError("leaf index out of range")
+    path = []
+    position = index
+    for level, count in enumerate(level_sizes(size)[:-1]):
+        sibling = position ^ 1
+        if sibling < count:
+            path.append(node_at(level, sibling))
+        position >>= 1
+    return path
 
 
 def split_path(blob: bytes) -> list[bytes]:

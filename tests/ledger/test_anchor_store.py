@@ -159,6 +159,26 @@ def test_tampered_stored_proof_fails_by_name(
     assert store.verify_record("rec-04", VAULT["rec-04"], ledger).valid
 
 
+def test_tampered_tree_node_fails_by_name(
+    home: Path, store: AnchorStore, ledger: LocalLedger
+) -> None:
+    store.anchor_pending(VAULT, ledger)
+    with raw(home / ANCHORS_FILE) as conn:
+        # rec-03 is leaf 3: its level-1 sibling is node 0 (over leaves 0 and 1)
+        from healthwallet.ledger.merkle import level_sizes
+
+        stored = conn.execute("SELECT COUNT(*) FROM nodes").fetchone()[0]
+        assert stored == sum(level_sizes(len(VAULT))[1:])  # O(n) nodes, not a path per leaf
+        conn.execute("UPDATE nodes SET hash = ? WHERE level = 1 AND idx = 0", (b"\x42" * 32,))
+    verdict = store.verify_record("rec-03", VAULT["rec-03"], ledger)
+    assert verdict.problems == ("inclusion proof does not lead to the root",)
+    assert store.verify_record("rec-04", VAULT["rec-04"], ledger).valid
+    with raw(home / ANCHORS_FILE) as conn:
+        conn.execute("DELETE FROM nodes WHERE level = 1 AND idx = 0")
+    with pytest.raises(VerificationError, match="node 1/0 is missing"):
+        store.verify_record("rec-03", VAULT["rec-03"], ledger)
+
+
 def test_reordered_stored_leaves_fail_by_name(
     home: Path, store: AnchorStore, ledger: LocalLedger
 ) -> None:

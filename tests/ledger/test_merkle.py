@@ -160,3 +160,18 @@ def test_every_proof_verifies_and_any_change_breaks_it(
     other_index = data.draw(st.integers(0, size - 1))
     if entries[other_index] != entries[index] and other_index != index:
         assert not merkle.verify_inclusion(leaf, other_index, size, path, root)
+
+
+def test_paths_read_back_from_stored_nodes_match_for_every_size() -> None:
+    """What the anchor store keeps (leaves + inner nodes) answers every leaf's audit path."""
+    for size in range(1, 130):
+        entries = [hashlib.sha256(bytes([size % 256, i % 256, i // 256])).digest() for i in range(size)]
+        batch = merkle.MerkleBatch(entries)
+        nodes = {(level, index): node for level, index, node in batch.inner_nodes()}
+        assert len(nodes) == sum(merkle.level_sizes(size)[1:])
+
+        def node_at(level: int, index: int) -> bytes:
+            return merkle.leaf_hash(entries[index]) if level == 0 else nodes[(level, index)]
+
+        for index in range(size):
+            assert merkle.audit_path_from(index, size, node_at) == batch.audit_path(index)
