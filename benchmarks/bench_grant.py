@@ -211,6 +211,8 @@ def phase(args: argparse.Namespace) -> None:
 
 
 def run_phase(work: Path, name: str) -> dict[str, float]:
+    # Let the previous phase's write-back finish first, so no phase pays for another's.
+    os.sync()
     result = subprocess.run(
         [sys.executable, __file__, "--phase", name, "--work", str(work)],
         check=True,
