@@ -277,32 +277,20 @@ def _make_header(
     return _canonical(dict(body, signature=keys.b64url(signature)))
 
 
-def _read_exact(src: BinaryIO, size: int) -> bytes:
-    parts = []
-    remaining = size
-    while remaining:
-        part = src.read(remaining)
-        if not part:
-            break
-        parts.append(part)
-        remaining -= len(part)
-    return b"".join(parts)
-
-
 def read_header(src: BinaryIO) -> BackupHeader:
     """Read and check the header of a backup; VerificationError if it is not one or damaged."""
-    if _read_exact(src, len(MAGIC)) != MAGIC:
+    if stream.read_full(src, len(MAGIC)) != MAGIC:
         raise VerificationError(
             "this is not a healthwallet backup (or its start is damaged); nothing was changed",
             "check the file you passed",
         )
-    length_bytes = _read_exact(src, 4)
+    length_bytes = stream.read_full(src, 4)
     if len(length_bytes) != 4:
         raise _damaged("header")
     (length,) = struct.unpack(">I", length_bytes)
     if length > MAX_HEADER_BYTES:
         raise _damaged("header too large")
-    raw = _read_exact(src, length)
+    raw = stream.read_full(src, length)
     if len(raw) != length:
         raise _damaged("header")
     try:

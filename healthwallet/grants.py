@@ -113,35 +113,23 @@ class GrantFile:
     payload_offset: int
 
 
-def _read_exact(src: BinaryIO, size: int) -> bytes:
-    parts: list[bytes] = []
-    remaining = size
-    while remaining:
-        part = src.read(min(remaining, _IO_BLOCK))
-        if not part:
-            break
-        parts.append(part)
-        remaining -= len(part)
-    return b"".join(parts)
-
-
 def read_grant_header(src: BinaryIO) -> GrantFile:
     """Read the magic line and header (``src`` is left at the first record)."""
     try:
-        magic = _read_exact(src, len(MAGIC))
+        magic = stream.read_full(src, len(MAGIC))
         if magic != MAGIC:
             if magic.startswith(b"healthwallet-grant/"):
                 raise BadInputError(
                     "unsupported grant file version", "upgrade healthwallet to open this grant"
                 )
             raise BadInputError("not a healthwallet grant file (wrong or missing magic line)")
-        prefix = _read_exact(src, 4)
+        prefix = stream.read_full(src, 4)
         if len(prefix) != 4:
             raise BadInputError("grant file is truncated (no header length)")
         (length,) = struct.unpack(">I", prefix)
         if not 2 <= length <= MAX_HEADER_BYTES:
             raise BadInputError("grant header length is out of range")
-        raw = _read_exact(src, length)
+        raw = stream.read_full(src, length)
     except OSError as exc:
         raise BadInputError(f"cannot read the grant file ({exc.strerror})") from None
     if len(raw) != length:

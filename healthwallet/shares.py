@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypedDict
 
 from . import envelope as env
-from . import jsonutil, keys, statuslist
+from . import jsonutil, keys, statuslist, stream
 from .contexts import CONSENT_CONTEXT, CONSENT_TYPE
 from .credentials import Format, ProofResult, issue_credential, verify_proof
 from .deid import Policy, PseudonymKeys, deidentify, parse_fhir_json
@@ -505,22 +505,10 @@ class ShareFile:
         return self.envelope.records[0].length
 
 
-def _read_exact(src: BinaryIO, size: int) -> bytes:
-    parts: list[bytes] = []
-    remaining = size
-    while remaining:
-        part = src.read(min(remaining, _IO_BLOCK))
-        if not part:
-            break
-        parts.append(part)
-        remaining -= len(part)
-    return b"".join(parts)
-
-
 def read_share_header(src: BinaryIO) -> ShareFile:
     """Read the magic line and header (``src`` is left at the dataset); BadInputError if not."""
     try:
-        magic = _read_exact(src, len(MAGIC))
+        magic = stream.read_full(src, len(MAGIC))
         if magic != MAGIC:
             if magic.startswith(b"healthwallet-share/"):
                 raise BadInputError(
@@ -531,13 +519,13 @@ def read_share_header(src: BinaryIO) -> ShareFile:
                     "this is a grant file, not a research share", "use `healthwallet open`"
                 )
             raise BadInputError("not a healthwallet share file (wrong or missing magic line)")
-        prefix = _read_exact(src, 4)
+        prefix = stream.read_full(src, 4)
         if len(prefix) != 4:
             raise BadInputError("share file is truncated (no header length)")
         (length,) = struct.unpack(">I", prefix)
         if not 2 <= length <= MAX_HEADER_BYTES:
             raise BadInputError("share header length is out of range")
-        raw = _read_exact(src, length)
+        raw = stream.read_full(src, length)
     except OSError as exc:
         raise BadInputError(f"cannot read the share file ({exc.strerror})") from None
     if len(raw) != length:

@@ -28,12 +28,16 @@ _TAG_MESSAGE: int = bindings.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 _TAG_FINAL: int = bindings.crypto_secretstream_xchacha20poly1305_TAG_FINAL
 
 
-def _read_full(src: BinaryIO, size: int) -> bytes:
-    """Read up to ``size`` bytes, looping over short reads (pipes, sockets)."""
+def read_full(src: BinaryIO, size: int, block: int = 1 << 20) -> bytes:
+    """Read up to ``size`` bytes, looping over short reads (pipes, sockets).
+
+    Reads at most ``block`` bytes at a time, so a length claimed by a file is never
+    allocated in one piece before the bytes are actually there.
+    """
     parts: list[bytes] = []
     remaining = size
     while remaining:
-        part = src.read(remaining)
+        part = src.read(min(remaining, block))
         if not part:
             break
         parts.append(part)
@@ -62,9 +66,9 @@ def encrypt_stream(
     header = bindings.crypto_secretstream_xchacha20poly1305_init_push(state, key)
     dst.write(header)
     total = 0
-    pending = _read_full(src, CHUNK_SIZE)
+    pending = read_full(src, CHUNK_SIZE)
     while True:
-        following = _read_full(src, CHUNK_SIZE) if len(pending) == CHUNK_SIZE else b""
+        following = read_full(src, CHUNK_SIZE) if len(pending) == CHUNK_SIZE else b""
         final = not following
         if on_plaintext is not None:
             on_plaintext(pending)
@@ -86,7 +90,7 @@ def decrypt_chunks(key: bytes, src: BinaryIO, associated_data: bytes = b"") -> I
     Chunks are authenticated one at a time, so a caller that writes them out must
     treat its output as provisional until the iterator finishes without error.
     """
-    header = _read_full(src, HEADER_BYTES)
+    header = read_full(src, HEADER_BYTES)
     if len(header) != HEADER_BYTES:
         raise VerificationError("encrypted stream is truncated (no header)")
     state = bindings.crypto_secretstream_xchacha20poly1305_state()
@@ -95,7 +99,7 @@ def decrypt_chunks(key: bytes, src: BinaryIO, associated_data: bytes = b"") -> I
     except Exception:
         raise VerificationError("encrypted stream header is invalid") from None
     while True:
-        chunk = _read_full(src, CHUNK_SIZE + ABYTES)
+        chunk = read_full(src, CHUNK_SIZE + ABYTES)
         if len(chunk) < ABYTES:
             raise VerificationError("encrypted stream is truncated")
         try:
