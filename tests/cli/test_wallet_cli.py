@@ -146,3 +146,14 @@ def test_debug_shows_a_traceback_only_when_asked(wallet: Cli) -> None:
     assert plain.code == 2 and "Traceback" not in plain.err
     debug = wallet("--debug", "config", "list")
     assert debug.code == 2 and "Traceback" in debug.err
+
+
+def test_numeric_settings_are_checked(wallet: Cli) -> None:
+    for key, value in (("max-expiry-days", "a year"), ("max-expiry-days", "0"),
+                       ("ethereum.confirmations", "-1"), ("ethereum.chain-id", "mainnet"),
+                       ("clock-skew-seconds", "1m")):
+        result = wallet("config", "set", key, value)
+        assert result.code == 2 and result.err.startswith("error: "), (key, value, result)
+    wallet.ok("config", "set", "clock-skew-seconds", "0")
+    wallet.ok("config", "set", "ethereum.chain-id", "31337")
+    assert wallet.ok("config", "get", "max-expiry-days").out.strip() == "365"
