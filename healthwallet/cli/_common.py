@@ -9,12 +9,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import typer
 from rich.console import Console
 
 from ..errors import KeystoreError, UsageError
+from ..fsutil import atomic_writer
 from ..keystore import PassphraseSource
 from ..wallet import Wallet, open_wallet, resolve_home
 
@@ -107,3 +108,23 @@ def human_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+def write_binary_out(out: str, write: Callable[[BinaryIO], object], what: str) -> str:
+    """Run ``write(handle)`` into file ``out`` atomically (mode 0600), or stdout for `-`.
+
+    Binary files are never written to a terminal. ``what`` names the file in errors.
+    """
+    if out == "-":
+        if sys.stdout.isatty():
+            raise UsageError(f"refusing to write {what} to a terminal", "use --out FILE")
+        sys.stdout.flush()
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return "-"
+    target = Path(out)
+    if target.is_dir():
+        raise UsageError("--out is a directory", "give a file name")
+    with atomic_writer(target, what) as handle:
+        write(handle)
+    return str(target)

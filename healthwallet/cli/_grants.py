@@ -13,12 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import BadInputError, NotFoundError, UsageError, VerificationError
-from ..fsutil import atomic_writer
 from ..keys import ed25519_from_did
 from ..timeutil import parse_expiry, parse_instant
 from ..vault import Record, Vault
 from ..wallet import Wallet, read_config, read_info, utc_now, wallet_exists
-from ._common import JsonOption, emit, home, unlock
+from ._common import JsonOption, emit, home, unlock, write_binary_out
 
 if TYPE_CHECKING:
     from ..grants import GrantRecord, Verdict
@@ -110,23 +109,6 @@ def _anchor_proofs(wallet: Wallet, records: list[Record]) -> dict[str, dict[str,
     return proofs
 
 
-def _write_binary_out(out: str, write: Any) -> str:
-    """Run ``write(handle)`` into FILE atomically, or into stdout for `-`."""
-    if out == "-":
-        if sys.stdout.isatty():
-            raise UsageError("refusing to write a grant file to a terminal", "use --out FILE")
-        sys.stdout.flush()
-        write(sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-        return "-"
-    target = Path(out)
-    if target.is_dir():
-        raise UsageError("--out is a directory", "give a file name, e.g. --out grant.hwgrant")
-    with atomic_writer(target, "the grant file") as handle:
-        write(handle)
-    return str(target)
-
-
 def cmd_grant(
     doctor_did: Annotated[
         str, typer.Argument(metavar="DOCTOR_DID", help="The recipient's did:key.")
@@ -181,7 +163,7 @@ def cmd_grant(
             )
         )
 
-    path = _write_binary_out(out, write)
+    path = write_binary_out(out, write, "a grant file")
     vault.close()
     payload = {
         "grant_id": summary["grant_id"],

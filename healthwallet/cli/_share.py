@@ -13,12 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import NotFoundError, UsageError
-from ..fsutil import atomic_writer
 from ..keys import ed25519_from_did
 from ..timeutil import parse_expiry
 from ..vault import RECORD_TYPES, Record, Vault
 from ..wallet import Wallet, read_config, utc_now
-from ._common import JsonOption, emit, unlock
+from ._common import JsonOption, emit, unlock, write_binary_out
 
 if TYPE_CHECKING:
     from ..deid import Policy
@@ -84,20 +83,6 @@ def _read_records(vault: Vault, records: list[Record]) -> list[tuple[str, bytes]
         vault.read_into(record.id, buffer)  # checked against its commitment first
         contents.append((record.id, buffer.getvalue()))
     return contents
-
-
-def _write_out(out: str, write: Any) -> str:
-    """Run ``write(handle)`` into FILE atomically, or into stdout for `-`."""
-    if out == "-":
-        if sys.stdout.isatty():
-            raise UsageError("refusing to write a share file to a terminal", "use --out FILE")
-        sys.stdout.flush()
-        write(sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-        return "-"
-    with atomic_writer(Path(out), "the share file") as handle:
-        write(handle)
-    return out
 
 
 def _render_dry_run(console: Console, payload: dict[str, Any]) -> None:
@@ -223,7 +208,7 @@ def _issue(
         )
 
     try:
-        path = _write_out(out, write)
+        path = write_binary_out(out, write, "a share file")
     except BaseException:
         issued.release(reservation)
         raise
