@@ -49,7 +49,7 @@ DEFAULT_SKEW = timedelta(seconds=60)
 MAX_PURPOSE_CHARS = 1000
 _IO_BLOCK = 1024 * 1024
 _UUID_URN_RE = re.compile(
-    r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+    r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z"
 )
 _PROOF_CREATED_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z\Z")
 _DETACHED_JWS_RE = re.compile(r"^[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+\Z")
@@ -278,6 +278,46 @@ class _DigestInBackground:
 # -- the credential's claims ----------------------------------------------------------------------
 
 
+def check_credential_frame(
+    credential: Mapping[str, Any], vc_type: str, what: str
+) -> tuple[str, str, Mapping[str, Any]]:
+    """The (id, issuer, subject) of a VC 1.1 of type ``vc_type``; BadInputError on any other shape.
+
+    Shared by grants and research consents: the same top-level members, a ``urn:uuid`` id,
+    an Ed25519 did:key issuer and an object subject (its members are each caller's).
+    """
+    if not isinstance(credential, Mapping):
+        raise BadInputError("credential is not an object")
+    _only(
+        credential,
+        {
+            "@context",
+            "id",
+            "type",
+            "issuer",
+            "issuanceDate",
+            "expirationDate",
+            "credentialSubject",
+            "credentialStatus",
+        },
+        {"proof"},
+        f"{what} credential",
+    )
+    types = credential["type"]
+    if not isinstance(types, list) or sorted(types) != sorted(["VerifiableCredential", vc_type]):
+        raise BadInputError(f"credential is not a {vc_type}")
+    credential_id = credential["id"]
+    if not isinstance(credential_id, str) or not _UUID_URN_RE.match(credential_id):
+        raise BadInputError(f"{what} id is not a urn:uuid")
+    issuer = credential["issuer"]
+    if not isinstance(issuer, str) or not keys.is_did_key(issuer):
+        raise BadInputError(f"{what} issuer is not a did:key")
+    subject = credential["credentialSubject"]
+    if not isinstance(subject, Mapping):
+        raise BadInputError(f"{what} subject is not an object")
+    return credential_id, issuer, subject
+
+
 @dataclass(frozen=True)
 class GrantedRecord:
     """A record as the credential lists it (public: id, media type, commitment)."""
@@ -304,37 +344,7 @@ class GrantClaims:
     @classmethod
     def from_credential(cls, credential: Mapping[str, Any]) -> GrantClaims:
         """Check a credential has the shape of a grant; BadInputError if not."""
-        if not isinstance(credential, Mapping):
-            raise BadInputError("credential is not an object")
-        _only(
-            credential,
-            {
-                "@context",
-                "id",
-                "type",
-                "issuer",
-                "issuanceDate",
-                "expirationDate",
-                "credentialSubject",
-                "credentialStatus",
-            },
-            {"proof"},
-            "grant credential",
-        )
-        types = credential["type"]
-        if not isinstance(types, list) or sorted(types) != sorted(
-            ["VerifiableCredential", GRANT_TYPE]
-        ):
-            raise BadInputError("credential is not a HealthRecordAccessGrant")
-        grant_id = credential["id"]
-        if not isinstance(grant_id, str) or not _UUID_URN_RE.match(grant_id):
-            raise BadInputError("grant id is not a urn:uuid")
-        issuer = credential["issuer"]
-        if not isinstance(issuer, str) or not keys.is_did_key(issuer):
-            raise BadInputError("grant issuer is not a did:key")
-        subject = credential["credentialSubject"]
-        if not isinstance(subject, Mapping):
-            raise BadInputError("grant subject is not an object")
+        grant_id, issuer, subject = check_credential_frame(credential, GRANT_TYPE, "grant")
         _only(subject, {"id", "purpose", "records", "envelopeDigest"}, set(), "grant subject")
         recipient, purpose = subject["id"], subject["purpose"]
         if not isinstance(recipient, str) or not keys.is_did_key(recipient):

@@ -40,7 +40,7 @@ from .errors import (
     UsageError,
     VerificationError,
 )
-from .grants import _check_ldp_proof_form, new_grant_id
+from .grants import _check_ldp_proof_form, check_credential_frame, new_grant_id
 
 MAGIC = b"healthwallet-share/v1\n"
 _GRANT_MAGIC_PREFIX = b"healthwallet-grant/"
@@ -55,9 +55,6 @@ DEFAULT_SKEW = timedelta(seconds=60)
 # Study ids are identifiers (they go into the audit log and the consent): no spaces. The
 # patterns below end in \Z, not $, which would also match before a trailing newline.
 _STUDY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}\Z")
-_UUID_URN_RE = re.compile(
-    r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z"
-)
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})\Z")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
 _POLICY_NAME_RE = re.compile(r"[\x20-\x7e]{1,200}\Z")
@@ -280,37 +277,7 @@ class ConsentClaims:
     @classmethod
     def from_credential(cls, credential: Mapping[str, Any]) -> ConsentClaims:
         """Check a credential has the shape of a consent (docs/format-share.md); else BadInput."""
-        if not isinstance(credential, Mapping):
-            raise BadInputError("credential is not an object")
-        _only(
-            credential,
-            {
-                "@context",
-                "id",
-                "type",
-                "issuer",
-                "issuanceDate",
-                "expirationDate",
-                "credentialSubject",
-                "credentialStatus",
-            },
-            {"proof"},
-            "consent credential",
-        )
-        types = credential["type"]
-        if not isinstance(types, list) or sorted(types) != sorted(
-            ["VerifiableCredential", CONSENT_TYPE]
-        ):
-            raise BadInputError("credential is not a ResearchDataConsent")
-        share_id = credential["id"]
-        if not isinstance(share_id, str) or not _UUID_URN_RE.match(share_id):
-            raise BadInputError("consent id is not a urn:uuid")
-        issuer = credential["issuer"]
-        if not isinstance(issuer, str) or not keys.is_did_key(issuer):
-            raise BadInputError("consent issuer is not a did:key")
-        subject = credential["credentialSubject"]
-        if not isinstance(subject, Mapping):
-            raise BadInputError("consent subject is not an object")
+        share_id, issuer, subject = check_credential_frame(credential, CONSENT_TYPE, "consent")
         _only(
             subject,
             {"id", "study", "purpose", "dataCategories", "policy", "policyDigest", "datasetDigest"},
