@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import NotFoundError, UsageError
-from ..keys import ed25519_from_did
+from ..keys import Identity, ed25519_from_did
 from ..timeutil import parse_expiry
 from ..vault import RECORD_TYPES, Record, Vault
 from ..wallet import Wallet, read_config, utc_now
@@ -74,6 +74,14 @@ def _select(
                 "share FHIR records only (--type fhir); nothing was written",
             )
     return records
+
+
+def _first_identity(wallet: Wallet) -> Identity:
+    """The wallet's first identity: pseudonyms stay the same for a study across key rotations."""
+    from ..rotation import retired_identities
+
+    retired = retired_identities(wallet)
+    return retired[0] if retired else wallet.identity
 
 
 def _read_records(vault: Vault, records: list[Record]) -> list[tuple[str, bytes]]:
@@ -153,7 +161,9 @@ def cmd_share(
         contents = _read_records(vault, records)
     finally:
         vault.close()
-    dataset = prepare_dataset(contents, policy, pseudonym_keys(wallet.identity, study), now=now)
+    dataset = prepare_dataset(
+        contents, policy, pseudonym_keys(_first_identity(wallet), study), now=now
+    )
     if not dataset.resources:
         raise UsageError("nothing is left to share after de-identification", "nothing was written")
 

@@ -393,3 +393,27 @@ def test_cli_revocation_and_audit_log_across_a_rotation(wallet: Cli, tmp_path: P
     assert log["ok"] is True
     assert [e["event"] for e in log["entries"]] == [
         "grant.issued", "grant.issued", "grant.revoked", "grant.revoked"]
+
+
+def test_research_pseudonyms_survive_a_key_rotation(wallet: Cli, tmp_path: Path) -> None:
+    """A study sees the same pseudonymous patient before and after the patient rotates keys."""
+    from conftest import base_env
+
+    research = Cli(tmp_path / "research", dict(base_env(tmp_path),
+                   HEALTHWALLET_HOME=str(tmp_path / "research"), HEALTHWALLET_PASSPHRASE="r"))
+    research.ok("init", "--keystore", "file")
+    group = research.ok("id").out.strip()
+    patient = tmp_path / "patient.json"
+    patient.write_text(json.dumps({"resourceType": "Patient", "id": "p-original-id",
+                                   "gender": "female", "birthDate": "1970-05-01"}))
+    wallet.ok("record", "add", patient)
+    before, after = tmp_path / "before.hwshare", tmp_path / "after.hwshare"
+    wallet.ok("share", group, "--study", "S1", "--type", "fhir", "--out", before)
+    wallet.ok("key", "rotate")
+    wallet.ok("share", group, "--study", "S1", "--type", "fhir", "--out", after)
+    ids = set()
+    for name, share in (("b", before), ("a", after)):
+        out = tmp_path / f"ingest-{name}"
+        research.ok("research", "ingest", share, "--k", "1", "--out", out)
+        ids |= {json.loads(line)["id"] for line in (out / "Patient.ndjson").read_text().splitlines()}
+    assert len(ids) == 1 and "p-original-id" not in ids
