@@ -115,6 +115,30 @@ class _Patient:
                 self.resources.append(resource)
 
 
+def _patient_key(
+    aliases: dict[str, str],
+    issuer: str,
+    resources: list[dict[str, Any]],
+) -> str:
+    """Which patient a share belongs to: its issuer, or a patient it shares a Patient id with.
+
+    A patient who rotated keys signs later consents with a new DID, but the study's
+    pseudonyms stay the same, so their Patient ids link the shares. Merging can only lower
+    the patient count, which keeps the k-anonymity check on the safe side.
+    """
+    patient_ids = {
+        f"Patient/{r['id']}"
+        for r in resources
+        if r.get("resourceType") == "Patient" and isinstance(r.get("id"), str)
+    }
+    key = aliases.get(issuer) or next(
+        (aliases[pid] for pid in sorted(patient_ids) if pid in aliases), issuer
+    )
+    for alias in (issuer, *patient_ids):
+        aliases.setdefault(alias, key)
+    return key
+
+
 def _check_inputs(share_files: Sequence[Path]) -> None:
     if not share_files:
         raise UsageError("give at least one share file")
@@ -184,6 +208,7 @@ def ingest(
 
     rejected: list[Rejection] = []
     patients: dict[str, _Patient] = {}
+    aliases: dict[str, str] = {}  # issuer DID or Patient id -> patient key
     accepted_ids: set[str] = set()
     policies: dict[tuple[str, str], int] = {}
     expected_study = study
@@ -225,7 +250,9 @@ def ingest(
                 continue
         accepted_ids.add(claims.id)
         expected_study = expected_study or claims.study
-        patients.setdefault(claims.issuer, _Patient()).add(resources)
+        patients.setdefault(_patient_key(aliases, claims.issuer, resources), _Patient()).add(
+            resources
+        )
         key = (claims.policy, "sha256:" + claims.policy_digest)
         policies[key] = policies.get(key, 0) + 1
 

@@ -417,3 +417,7 @@ def test_research_pseudonyms_survive_a_key_rotation(wallet: Cli, tmp_path: Path)
         research.ok("research", "ingest", share, "--k", "1", "--out", out)
         ids |= {json.loads(line)["id"] for line in (out / "Patient.ndjson").read_text().splitlines()}
     assert len(ids) == 1 and "p-original-id" not in ids
+    # ingested together, the two shares (two signing DIDs) are one patient
+    both = research.ok("research", "ingest", before, after, "--k", "1", "--out",
+                       tmp_path / "ingest-both", "--json").json()
+    assert both["patients"] == 1
