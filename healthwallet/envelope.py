@@ -367,3 +367,44 @@ def is_commitment(text: object) -> bool:
 def is_record_id(text: object) -> bool:
     """True for a record id the envelope accepts (1-200 printable ASCII, no spaces)."""
     return isinstance(text, str) and bool(_ID_RE.match(text))
+
+
+class PayloadReader:
+    """Reads exactly ``length`` bytes of a container's payload, feeding each to a digest.
+
+    ``what`` names the file in errors ("grant file"); ``truncated`` is the message when the
+    payload ends early. Shared by the grant and share readers.
+    """
+
+    def __init__(self, src: BinaryIO, length: int, digest: Any, what: str, truncated: str) -> None:
+        self._src = src
+        self.remaining = length
+        self._digest = digest
+        self._what = what
+        self._truncated = truncated
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` payload bytes; BadInputError if the file ends before the payload."""
+        if size < 0 or size > self.remaining:
+            size = self.remaining
+        if size == 0:
+            return b""
+        try:
+            part = self._src.read(size)
+        except OSError as exc:
+            raise BadInputError(f"cannot read the {self._what} ({exc.strerror})") from None
+        if not part:
+            raise BadInputError(self._truncated)
+        self.remaining -= len(part)
+        self._digest.update(part)
+        return part
+
+
+def expect_end(src: BinaryIO, what: str, trailing: str) -> None:
+    """BadInputError(``trailing``) if ``src`` holds any byte after the payload."""
+    try:
+        extra = src.read(1)
+    except OSError as exc:
+        raise BadInputError(f"cannot read the {what} ({exc.strerror})") from None
+    if extra:
+        raise BadInputError(trailing)

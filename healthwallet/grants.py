@@ -163,37 +163,14 @@ def _check_payload_size(src: BinaryIO, offset: int, expected: int) -> None:
         raise BadInputError("grant file has data after its last record")
 
 
-class _PayloadReader:
-    """Reads exactly ``length`` bytes of the payload, feeding each to a digest."""
-
-    def __init__(self, src: BinaryIO, length: int, digest: Any) -> None:
-        self._src = src
-        self.remaining = length
-        self._digest = digest
-
-    def read(self, size: int = -1) -> bytes:
-        if size < 0 or size > self.remaining:
-            size = self.remaining
-        if size == 0:
-            return b""
-        try:
-            part = self._src.read(size)
-        except OSError as exc:
-            raise BadInputError(f"cannot read the grant file ({exc.strerror})") from None
-        if not part:
-            raise BadInputError("grant file is truncated (records are missing)")
-        self.remaining -= len(part)
-        self._digest.update(part)
-        return part
+def _payload_reader(src: BinaryIO, length: int, digest: Any) -> env.PayloadReader:
+    return env.PayloadReader(
+        src, length, digest, "grant file", "grant file is truncated (records are missing)"
+    )
 
 
 def _expect_end(src: BinaryIO) -> None:
-    try:
-        extra = src.read(1)
-    except OSError as exc:
-        raise BadInputError(f"cannot read the grant file ({exc.strerror})") from None
-    if extra:
-        raise BadInputError("grant file has data after its last record")
+    env.expect_end(src, "grant file", "grant file has data after its last record")
 
 
 class _HashWorker:
@@ -234,7 +211,7 @@ class _Feed:
 def payload_digest(grant: GrantFile, src: BinaryIO, stop: threading.Event | None = None) -> str:
     """SHA-256 (hex) over the envelope header and all record ciphertext read from ``src``."""
     digest = hashlib.sha256(grant.envelope_bytes)
-    reader = _PayloadReader(src, grant.envelope.payload_length, digest)
+    reader = _payload_reader(src, grant.envelope.payload_length, digest)
     while reader.remaining:
         if stop is not None and stop.is_set():
             raise InternalError("payload hashing was stopped")
@@ -989,7 +966,7 @@ def _decrypt_one(
     )
     feed = worker.feed(commitment)
     with os.fdopen(fd, "wb") as out:
-        reader = _PayloadReader(src, carried.length, digest)
+        reader = _payload_reader(src, carried.length, digest)
         try:
             for chunk in env.decrypt_record(record_keys, cast(BinaryIO, reader)):
                 feed.update(chunk)

@@ -789,37 +789,14 @@ def consent_checks(
     return tuple(checks)
 
 
-class _PayloadReader:
-    """Reads exactly ``length`` bytes of the payload, feeding each to a digest."""
-
-    def __init__(self, src: BinaryIO, length: int, digest: Any) -> None:
-        self._src = src
-        self.remaining = length
-        self._digest = digest
-
-    def read(self, size: int = -1) -> bytes:
-        if size < 0 or size > self.remaining:
-            size = self.remaining
-        if size == 0:
-            return b""
-        try:
-            part = self._src.read(size)
-        except OSError as exc:
-            raise BadInputError(f"cannot read the share file ({exc.strerror})") from None
-        if not part:
-            raise BadInputError("share file is truncated (the dataset is cut short)")
-        self.remaining -= len(part)
-        self._digest.update(part)
-        return part
+def _payload_reader(src: BinaryIO, length: int, digest: Any) -> env.PayloadReader:
+    return env.PayloadReader(
+        src, length, digest, "share file", "share file is truncated (the dataset is cut short)"
+    )
 
 
 def _expect_end(src: BinaryIO) -> None:
-    try:
-        extra = src.read(1)
-    except OSError as exc:
-        raise BadInputError(f"cannot read the share file ({exc.strerror})") from None
-    if extra:
-        raise BadInputError("share file has data after the dataset")
+    env.expect_end(src, "share file", "share file has data after the dataset")
 
 
 def _dataset_check(computed: str, claims: ConsentClaims) -> ConsentCheck:
@@ -848,7 +825,7 @@ def verify_share(
         )
     )
     digest = hashlib.sha256(share.envelope_bytes)
-    reader = _PayloadReader(src, share.dataset_length, digest)
+    reader = _payload_reader(src, share.dataset_length, digest)
     while reader.remaining:
         reader.read(_IO_BLOCK)
     _expect_end(src)
@@ -873,7 +850,7 @@ def decrypt_dataset(
     if meta.media_type != DATASET_MEDIA_TYPE or meta.size != env.plaintext_length(record.length):
         raise VerificationError("the dataset's metadata does not match the share")
     digest = hashlib.sha256(share.envelope_bytes)
-    reader: Any = _PayloadReader(src, record.length, digest)
+    reader: Any = _payload_reader(src, record.length, digest)
     try:
         plaintext = b"".join(env.decrypt_record(record_keys, reader))
     except VerificationError:
