@@ -489,7 +489,8 @@ class Vault:
                 raise UsageError("that record id prefix is ambiguous", "give more characters")
         raise NotFoundError("no such record", "list records with `healthwallet record list`")
 
-    def _row(self, record_id: str) -> tuple[Record, bytes]:
+    def _fetch(self, record_id: str) -> tuple[str, bytes, bytes]:
+        """(full id, wrapped key, sealed metadata) of a record, as stored."""
         full = self.resolve_id(record_id)
         row = (
             self._connect()
@@ -498,8 +499,15 @@ class Vault:
         )
         if row is None:
             raise NotFoundError("no such record", "list records with `healthwallet record list`")
+        return full, bytes(row[0]), bytes(row[1])
+
+    def _row(self, record_id: str) -> tuple[Record, bytes]:
+        return self._decode_checked(*self._fetch(record_id))
+
+    def _decode_checked(self, full: str, wrapped: bytes, meta: bytes) -> tuple[Record, bytes]:
+        """Decode a stored row, reporting damage as VerificationError naming the record."""
         try:
-            return self._decode(full, row[0], row[1])
+            return self._decode(full, wrapped, meta)
         except (ValueError, KeyError):
             raise VerificationError(f"record {full}: its metadata is damaged") from None
         except VerificationError:
@@ -632,16 +640,9 @@ class Vault:
 
     def export_entry(self, record_id: str) -> tuple[bytes, bytes]:
         """(content key, sealed metadata) of a record, to adopt it into another vault."""
-        full = self.resolve_id(record_id)
-        row = (
-            self._connect()
-            .execute("SELECT wrapped_key, meta FROM records WHERE id=?", (full,))
-            .fetchone()
-        )
-        if row is None:
-            raise NotFoundError("no such record", "list records with `healthwallet record list`")
-        self._decode(full, row[0], row[1])  # refuse a damaged entry before it spreads
-        return self._unwrap(full, row[0]), bytes(row[1])
+        full, wrapped, meta = self._fetch(record_id)
+        _, key = self._decode_checked(full, wrapped, meta)  # refuse damage before it spreads
+        return key, meta
 
     def has(self, record_id: str) -> bool:
         """True when a record with exactly this id exists."""
