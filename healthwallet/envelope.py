@@ -408,3 +408,52 @@ def expect_end(src: BinaryIO, what: str, trailing: str) -> None:
         raise BadInputError(f"cannot read the {what} ({exc.strerror})") from None
     if extra:
         raise BadInputError(trailing)
+
+
+def read_framed_header(
+    src: BinaryIO, what: str, max_header: int
+) -> tuple[dict[str, Any] | str, EnvelopeHeader, bytes, int]:
+    """After the magic line: the length-prefixed canonical header of a grant or share file.
+
+    Returns (credential, envelope header, the envelope's canonical bytes, header length);
+    ``what`` ("grant", "share") names the file in BadInputError messages.
+    """
+    try:
+        prefix = stream.read_full(src, 4)
+        if len(prefix) != 4:
+            raise BadInputError(f"{what} file is truncated (no header length)")
+        (length,) = struct.unpack(">I", prefix)
+        if not 2 <= length <= max_header:
+            raise BadInputError(f"{what} header length is out of range")
+        raw = stream.read_full(src, length)
+    except OSError as exc:
+        raise BadInputError(f"cannot read the {what} file ({exc.strerror})") from None
+    if len(raw) != length:
+        raise BadInputError(f"{what} file is truncated (in the header)")
+    header = parse_canonical_json(raw, f"{what} header")
+    if not isinstance(header, dict) or set(header) != {"credential", "envelope"}:
+        raise BadInputError(f"{what} header must hold exactly a credential and an envelope")
+    credential = header["credential"]
+    if not isinstance(credential, dict | str) or not credential:
+        raise BadInputError(f"{what} header credential is neither a JSON-LD credential nor a JWT")
+    envelope = EnvelopeHeader.from_json(header["envelope"])
+    # Canonical form was checked above, so these are the envelope's bytes as in the file.
+    return credential, envelope, canonical_json(header["envelope"]), length
+
+
+def check_payload_size(
+    src: BinaryIO, offset: int, expected: int, truncated: str, trailing: str
+) -> None:
+    """On a seekable file, refuse a truncated or padded payload before reading it."""
+    try:
+        if not src.seekable():
+            return
+        here = src.tell()
+        end = src.seek(0, os.SEEK_END)
+        src.seek(here)
+    except (OSError, ValueError, AttributeError):
+        return
+    if end - offset < expected:
+        raise BadInputError(truncated)
+    if end - offset > expected:
+        raise BadInputError(trailing)

@@ -44,6 +44,8 @@ from .errors import (
 
 MAGIC = b"healthwallet-grant/v1\n"
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+_TRUNCATED = "grant file is truncated (records are missing)"
+_TRAILING = "grant file has data after its last record"
 GRANT_TYPE = "HealthRecordAccessGrant"
 DEFAULT_SKEW = timedelta(seconds=60)
 MAX_PURPOSE_CHARS = 1000
@@ -123,54 +125,28 @@ def read_grant_header(src: BinaryIO) -> GrantFile:
                     "unsupported grant file version", "upgrade healthwallet to open this grant"
                 )
             raise BadInputError("not a healthwallet grant file (wrong or missing magic line)")
-        prefix = stream.read_full(src, 4)
-        if len(prefix) != 4:
-            raise BadInputError("grant file is truncated (no header length)")
-        (length,) = struct.unpack(">I", prefix)
-        if not 2 <= length <= MAX_HEADER_BYTES:
-            raise BadInputError("grant header length is out of range")
-        raw = stream.read_full(src, length)
     except OSError as exc:
         raise BadInputError(f"cannot read the grant file ({exc.strerror})") from None
-    if len(raw) != length:
-        raise BadInputError("grant file is truncated (in the header)")
-    header = env.parse_canonical_json(raw, "grant header")
-    if not isinstance(header, dict) or set(header) != {"credential", "envelope"}:
-        raise BadInputError("grant header must hold exactly a credential and an envelope")
-    credential = header["credential"]
-    if not isinstance(credential, dict | str) or not credential:
-        raise BadInputError("grant header credential is neither a JSON-LD credential nor a JWT")
-    envelope = env.EnvelopeHeader.from_json(header["envelope"])
+    credential, envelope, envelope_bytes, length = env.read_framed_header(
+        src, "grant", MAX_HEADER_BYTES
+    )
     offset = len(MAGIC) + 4 + length
-    _check_payload_size(src, offset, envelope.payload_length)
-    # Canonical form was checked above, so these are the envelope's bytes as in the file.
-    return GrantFile(credential, envelope, env.canonical_json(header["envelope"]), offset)
-
-
-def _check_payload_size(src: BinaryIO, offset: int, expected: int) -> None:
-    """On a seekable file, refuse a truncated or padded payload before reading it."""
-    try:
-        if not src.seekable():
-            return
-        here = src.tell()
-        end = src.seek(0, os.SEEK_END)
-        src.seek(here)
-    except (OSError, ValueError, AttributeError):
-        return
-    if end - offset < expected:
-        raise BadInputError("grant file is truncated (records are missing)")
-    if end - offset > expected:
-        raise BadInputError("grant file has data after its last record")
+    env.check_payload_size(
+        src,
+        offset,
+        envelope.payload_length,
+        _TRUNCATED,
+        _TRAILING,
+    )
+    return GrantFile(credential, envelope, envelope_bytes, offset)
 
 
 def _payload_reader(src: BinaryIO, length: int, digest: Any) -> env.PayloadReader:
-    return env.PayloadReader(
-        src, length, digest, "grant file", "grant file is truncated (records are missing)"
-    )
+    return env.PayloadReader(src, length, digest, "grant file", _TRUNCATED)
 
 
 def _expect_end(src: BinaryIO) -> None:
-    env.expect_end(src, "grant file", "grant file has data after its last record")
+    env.expect_end(src, "grant file", _TRAILING)
 
 
 class _HashWorker:

@@ -45,6 +45,8 @@ from .grants import _check_ldp_proof_form, check_credential_frame, new_grant_id
 MAGIC = b"healthwallet-share/v1\n"
 _GRANT_MAGIC_PREFIX = b"healthwallet-grant/"
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+_TRUNCATED = "share file is truncated (the dataset is cut short)"
+_TRAILING = "share file has data after the dataset"
 DATASET_ID = "dataset"
 DATASET_NAME = "dataset.ndjson"
 DATASET_MEDIA_TYPE = "application/fhir+ndjson"
@@ -486,24 +488,11 @@ def read_share_header(src: BinaryIO) -> ShareFile:
                     "this is a grant file, not a research share", "use `healthwallet open`"
                 )
             raise BadInputError("not a healthwallet share file (wrong or missing magic line)")
-        prefix = stream.read_full(src, 4)
-        if len(prefix) != 4:
-            raise BadInputError("share file is truncated (no header length)")
-        (length,) = struct.unpack(">I", prefix)
-        if not 2 <= length <= MAX_HEADER_BYTES:
-            raise BadInputError("share header length is out of range")
-        raw = stream.read_full(src, length)
     except OSError as exc:
         raise BadInputError(f"cannot read the share file ({exc.strerror})") from None
-    if len(raw) != length:
-        raise BadInputError("share file is truncated (in the header)")
-    header = env.parse_canonical_json(raw, "share header")
-    if not isinstance(header, dict) or set(header) != {"credential", "envelope"}:
-        raise BadInputError("share header must hold exactly a credential and an envelope")
-    credential = header["credential"]
-    if not isinstance(credential, dict | str) or not credential:
-        raise BadInputError("share credential is neither a JSON-LD credential nor a JWT")
-    envelope = env.EnvelopeHeader.from_json(header["envelope"])
+    credential, envelope, envelope_bytes, length = env.read_framed_header(
+        src, "share", MAX_HEADER_BYTES
+    )
     if len(envelope.records) != 1 or envelope.records[0].id != DATASET_ID:
         raise BadInputError("share envelope must carry exactly one record, the dataset")
     if envelope.anchors:
@@ -511,24 +500,14 @@ def read_share_header(src: BinaryIO) -> ShareFile:
     if env.plaintext_length(envelope.records[0].length) > MAX_DATASET_BYTES:
         raise BadInputError("share dataset is larger than 256 MiB")
     offset = len(MAGIC) + 4 + length
-    _check_payload_size(src, offset, envelope.payload_length)
-    return ShareFile(credential, envelope, env.canonical_json(header["envelope"]), offset)
-
-
-def _check_payload_size(src: BinaryIO, offset: int, expected: int) -> None:
-    """On a seekable file, refuse a truncated or padded payload before reading it."""
-    try:
-        if not src.seekable():
-            return
-        here = src.tell()
-        end = src.seek(0, os.SEEK_END)
-        src.seek(here)
-    except (OSError, ValueError, AttributeError):
-        return
-    if end - offset < expected:
-        raise BadInputError("share file is truncated (the dataset is cut short)")
-    if end - offset > expected:
-        raise BadInputError("share file has data after the dataset")
+    env.check_payload_size(
+        src,
+        offset,
+        envelope.payload_length,
+        _TRUNCATED,
+        _TRAILING,
+    )
+    return ShareFile(credential, envelope, envelope_bytes, offset)
 
 
 def check_credential(share: ShareFile) -> tuple[ProofResult, ConsentClaims]:
@@ -790,13 +769,11 @@ def consent_checks(
 
 
 def _payload_reader(src: BinaryIO, length: int, digest: Any) -> env.PayloadReader:
-    return env.PayloadReader(
-        src, length, digest, "share file", "share file is truncated (the dataset is cut short)"
-    )
+    return env.PayloadReader(src, length, digest, "share file", _TRUNCATED)
 
 
 def _expect_end(src: BinaryIO) -> None:
-    env.expect_end(src, "share file", "share file has data after the dataset")
+    env.expect_end(src, "share file", _TRAILING)
 
 
 def _dataset_check(computed: str, claims: ConsentClaims) -> ConsentCheck:
