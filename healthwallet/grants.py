@@ -231,17 +231,30 @@ class _DigestInBackground:
 # -- the credential's claims ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CredentialFrame:
+    """The members every grant and consent credential has, checked for shape."""
+
+    id: str
+    issuer: str
+    subject: Mapping[str, Any]
+    issued: datetime
+    expires: datetime
+    status: dict[str, Any]
+
+
 def check_credential_frame(
     credential: Mapping[str, Any], vc_type: str, what: str
-) -> tuple[str, str, Mapping[str, Any]]:
-    """The (id, issuer, subject) of a VC 1.1 of type ``vc_type``; BadInputError on any other shape.
+) -> CredentialFrame:
+    """The frame of a VC 1.1 of type ``vc_type``; BadInputError on any other shape.
 
     Shared by grants and research consents: the same top-level members, a ``urn:uuid`` id,
-    an Ed25519 did:key issuer and an object subject (its members are each caller's).
+    an Ed25519 did:key issuer, an object subject (its members are each caller's), dates with
+    a zone and a credentialStatus naming its list.
     """
     if not isinstance(credential, Mapping):
         raise BadInputError("credential is not an object")
-    _only(
+    only_members(
         credential,
         {
             "@context",
@@ -268,7 +281,17 @@ def check_credential_frame(
     subject = credential["credentialSubject"]
     if not isinstance(subject, Mapping):
         raise BadInputError(f"{what} subject is not an object")
-    return credential_id, issuer, subject
+    status = credential["credentialStatus"]
+    if not isinstance(status, Mapping) or not isinstance(status.get("statusListCredential"), str):
+        raise BadInputError(f"{what} credentialStatus is malformed")
+    return CredentialFrame(
+        id=credential_id,
+        issuer=issuer,
+        subject=subject,
+        issued=_parse_date(credential["issuanceDate"], f"{what} issuanceDate"),
+        expires=_parse_date(credential["expirationDate"], f"{what} expirationDate"),
+        status=dict(status),
+    )
 
 
 @dataclass(frozen=True)
@@ -297,8 +320,11 @@ class GrantClaims:
     @classmethod
     def from_credential(cls, credential: Mapping[str, Any]) -> GrantClaims:
         """Check a credential has the shape of a grant; BadInputError if not."""
-        grant_id, issuer, subject = check_credential_frame(credential, GRANT_TYPE, "grant")
-        _only(subject, {"id", "purpose", "records", "envelopeDigest"}, set(), "grant subject")
+        frame = check_credential_frame(credential, GRANT_TYPE, "grant")
+        subject = frame.subject
+        only_members(
+            subject, {"id", "purpose", "records", "envelopeDigest"}, set(), "grant subject"
+        )
         recipient, purpose = subject["id"], subject["purpose"]
         if not isinstance(recipient, str) or not keys.is_did_key(recipient):
             raise BadInputError("grant recipient is not a did:key")
@@ -313,7 +339,7 @@ class GrantClaims:
         for entry in records:
             if not isinstance(entry, Mapping):
                 raise BadInputError("grant record is not an object")
-            _only(entry, {"id", "mediaType", "commitment"}, set(), "grant record")
+            only_members(entry, {"id", "mediaType", "commitment"}, set(), "grant record")
             if (
                 not env.is_record_id(entry["id"])
                 or not isinstance(entry["mediaType"], str)
@@ -321,21 +347,16 @@ class GrantClaims:
             ):
                 raise BadInputError("grant record is malformed")
             granted.append(GrantedRecord(entry["id"], entry["mediaType"], entry["commitment"]))
-        status = credential["credentialStatus"]
-        if not isinstance(status, Mapping) or not isinstance(
-            status.get("statusListCredential"), str
-        ):
-            raise BadInputError("grant credentialStatus is malformed")
         return cls(
-            id=grant_id,
-            issuer=issuer,
+            id=frame.id,
+            issuer=frame.issuer,
             recipient=recipient,
             purpose=purpose,
-            issued=_parse_date(credential["issuanceDate"], "issuanceDate"),
-            expires=_parse_date(credential["expirationDate"], "expirationDate"),
+            issued=frame.issued,
+            expires=frame.expires,
             records=tuple(granted),
             envelope_digest=subject["envelopeDigest"],
-            status=dict(status),
+            status=frame.status,
         )
 
 
@@ -348,7 +369,9 @@ def _check_ldp_proof_form(proof: object) -> None:
     """
     if not isinstance(proof, Mapping):
         raise BadInputError("credential proof is not an object")
-    _only(proof, {"type", "proofPurpose", "verificationMethod", "created", "jws"}, set(), "proof")
+    only_members(
+        proof, {"type", "proofPurpose", "verificationMethod", "created", "jws"}, set(), "proof"
+    )
     if not isinstance(proof["created"], str) or not _PROOF_CREATED_RE.match(proof["created"]):
         raise BadInputError("credential proof time is not in canonical form")
     jws = proof["jws"]
@@ -359,7 +382,10 @@ def _check_ldp_proof_form(proof: object) -> None:
     env.b64d(signature, "proof JWS signature")
 
 
-def _only(value: Mapping[str, Any], required: set[str], optional: set[str], what: str) -> None:
+def only_members(
+    value: Mapping[str, Any], required: set[str], optional: set[str], what: str
+) -> None:
+    """BadInputError unless ``value`` has every required member and no unknown one."""
     present = set(value)
     if not required <= present or not present <= required | optional:
         raise BadInputError(f"{what} has missing or unknown fields")
@@ -367,15 +393,16 @@ def _only(value: Mapping[str, Any], required: set[str], optional: set[str], what
 
 def _parse_date(text: object, what: str) -> datetime:
     if not isinstance(text, str) or not _DATE_RE.match(text):
-        raise BadInputError(f"grant {what} is not an ISO 8601 date-time with a zone")
+        raise BadInputError(f"{what} is not an ISO 8601 date-time with a zone")
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise BadInputError(f"grant {what} is not a valid date-time") from None
+        raise BadInputError(f"{what} is not a valid date-time") from None
     return value.astimezone(UTC)
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
+    """``moment`` as an ISO 8601 UTC time to the second, written with Z."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -496,13 +523,13 @@ class ValidityPolicy:
         # VC Data Model 1.1 §4.6 (issuanceDate) and §4.7 (expirationDate); didkit does not
         # check the expiry, so we do, on our own injectable clock.
         if self.moment + self.skew < claims.issued:
-            raise VerificationError(f"not valid before {_iso(claims.issued)}")
+            raise VerificationError(f"not valid before {iso_utc(claims.issued)}")
         if self.moment - self.skew >= claims.expires:
-            raise VerificationError(f"expired at {_iso(claims.expires)}")
+            raise VerificationError(f"expired at {iso_utc(claims.expires)}")
         if claims.expires <= claims.issued:
             raise VerificationError("expires before it was issued")
-        window = f"{_iso(claims.issued)} to {_iso(claims.expires)}"
-        return f"valid {window} (checked at {_iso(self.moment)})"
+        window = f"{iso_utc(claims.issued)} to {iso_utc(claims.expires)}"
+        return f"valid {window} (checked at {iso_utc(self.moment)})"
 
 
 class EnvelopePolicy:
@@ -687,11 +714,11 @@ def _verdict(claims: GrantClaims, checks: tuple[Check, ...], grant: GrantFile) -
         grant_id=claims.id,
         issuer=claims.issuer,
         recipient=claims.recipient,
-        expires=_iso(claims.expires),
+        expires=iso_utc(claims.expires),
         records=tuple(r.id for r in claims.records),
         checks=checks,
         purpose=claims.purpose,
-        issued=_iso(claims.issued),
+        issued=iso_utc(claims.issued),
         record_details=_record_details(claims, grant),
     )
 
@@ -1083,8 +1110,8 @@ def issue_grant(
             "id": grant_id,
             "type": ["VerifiableCredential", GRANT_TYPE],
             "issuer": identity.did,
-            "issuanceDate": _iso(issued),
-            "expirationDate": _iso(expires),
+            "issuanceDate": iso_utc(issued),
+            "expirationDate": iso_utc(expires),
             "credentialSubject": {
                 "id": recipient_did,
                 "purpose": purpose,
@@ -1109,8 +1136,8 @@ def issue_grant(
         "grant_id": grant_id,
         "issuer": identity.did,
         "recipient": recipient_did,
-        "issued": _iso(issued),
-        "expires": _iso(expires),
+        "issued": iso_utc(issued),
+        "expires": iso_utc(expires),
         "records": [r.id for r in records],
         "envelope_digest": envelope_digest,
         "status_list": str(credential_status.get("statusListCredential", "")),

@@ -40,7 +40,13 @@ from .errors import (
     UsageError,
     VerificationError,
 )
-from .grants import _check_ldp_proof_form, check_credential_frame, new_grant_id
+from .grants import (
+    _check_ldp_proof_form,
+    check_credential_frame,
+    iso_utc,
+    new_grant_id,
+    only_members,
+)
 
 MAGIC = b"healthwallet-share/v1\n"
 _GRANT_MAGIC_PREFIX = b"healthwallet-grant/"
@@ -57,7 +63,6 @@ DEFAULT_SKEW = timedelta(seconds=60)
 # Study ids are identifiers (they go into the audit log and the consent): no spaces. The
 # patterns below end in \Z, not $, which would also match before a trailing newline.
 _STUDY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}\Z")
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})\Z")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
 _POLICY_NAME_RE = re.compile(r"[\x20-\x7e]{1,200}\Z")
 _IO_BLOCK = 1024 * 1024
@@ -240,25 +245,6 @@ def parse_ndjson(plaintext: bytes) -> list[dict[str, Any]]:
 # -- the consent ----------------------------------------------------------------------------------
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_date(text: object, what: str) -> datetime:
-    if not isinstance(text, str) or not _DATE_RE.match(text):
-        raise BadInputError(f"consent {what} is not an ISO 8601 date-time with a zone")
-    try:
-        return datetime.fromisoformat(text).astimezone(UTC)
-    except ValueError:
-        raise BadInputError(f"consent {what} is not a valid date-time") from None
-
-
-def _only(value: Mapping[str, Any], required: set[str], optional: set[str], what: str) -> None:
-    present = set(value)
-    if not required <= present or not present <= required | optional:
-        raise BadInputError(f"{what} has missing or unknown fields")
-
-
 @dataclass(frozen=True)
 class ConsentClaims:
     """The claims of a ResearchDataConsent, checked for shape (not for truth)."""
@@ -279,8 +265,9 @@ class ConsentClaims:
     @classmethod
     def from_credential(cls, credential: Mapping[str, Any]) -> ConsentClaims:
         """Check a credential has the shape of a consent (docs/format-share.md); else BadInput."""
-        share_id, issuer, subject = check_credential_frame(credential, CONSENT_TYPE, "consent")
-        _only(
+        frame = check_credential_frame(credential, CONSENT_TYPE, "consent")
+        subject = frame.subject
+        only_members(
             subject,
             {"id", "study", "purpose", "dataCategories", "policy", "policyDigest", "datasetDigest"},
             set(),
@@ -313,14 +300,9 @@ class ConsentClaims:
         for member in ("policyDigest", "datasetDigest"):
             if not isinstance(subject[member], str) or not _HEX64_RE.match(subject[member]):
                 raise BadInputError(f"consent {member} is not a lower-case hex SHA-256")
-        status = credential["credentialStatus"]
-        if not isinstance(status, Mapping) or not isinstance(
-            status.get("statusListCredential"), str
-        ):
-            raise BadInputError("consent credentialStatus is malformed")
         return cls(
-            id=share_id,
-            issuer=issuer,
+            id=frame.id,
+            issuer=frame.issuer,
             recipient=recipient,
             study=study,
             purpose=purpose,
@@ -328,9 +310,9 @@ class ConsentClaims:
             policy=policy,
             policy_digest=subject["policyDigest"],
             dataset_digest=subject["datasetDigest"],
-            issued=_parse_date(credential["issuanceDate"], "issuanceDate"),
-            expires=_parse_date(credential["expirationDate"], "expirationDate"),
-            status=dict(status),
+            issued=frame.issued,
+            expires=frame.expires,
+            status=frame.status,
         )
 
 
@@ -418,8 +400,8 @@ def issue_share(
         "id": share_id,
         "type": ["VerifiableCredential", CONSENT_TYPE],
         "issuer": identity.did,
-        "issuanceDate": _iso(issued),
-        "expirationDate": _iso(expires),
+        "issuanceDate": iso_utc(issued),
+        "expirationDate": iso_utc(expires),
         "credentialSubject": {
             "id": recipient_did,
             "study": study,
@@ -443,8 +425,8 @@ def issue_share(
         "issuer": identity.did,
         "recipient": recipient_did,
         "study": study,
-        "issued": _iso(issued),
-        "expires": _iso(expires),
+        "issued": iso_utc(issued),
+        "expires": iso_utc(expires),
         "resources": len(dataset.resources),
         "categories": categories,
         "policy": policy.name,
@@ -669,8 +651,8 @@ class ShareVerdict:
             "categories": list(claims.categories),
             "policy": claims.policy,
             "policy_digest": "sha256:" + claims.policy_digest,
-            "issued": _iso(claims.issued),
-            "expires": _iso(claims.expires),
+            "issued": iso_utc(claims.issued),
+            "expires": iso_utc(claims.expires),
             "valid": self.valid,
             "reason": failure.reason if failure is not None else None,
             "checks": [c.to_json() for c in self.checks],
@@ -692,14 +674,14 @@ def _validity(claims: ConsentClaims, moment: datetime, skew: timedelta) -> Conse
     # VC Data Model 1.1 §4.6/§4.7 on our own clock: didkit does not check expirationDate.
     if moment + skew < claims.issued:
         return ConsentCheck(
-            "validity", False, f"not valid before {_iso(claims.issued)}", "not-yet-valid"
+            "validity", False, f"not valid before {iso_utc(claims.issued)}", "not-yet-valid"
         )
     if moment - skew >= claims.expires:
-        return ConsentCheck("validity", False, f"expired at {_iso(claims.expires)}", "expired")
+        return ConsentCheck("validity", False, f"expired at {iso_utc(claims.expires)}", "expired")
     if claims.expires <= claims.issued:
         return ConsentCheck("validity", False, "expires before it was issued", "expired")
-    window = f"{_iso(claims.issued)} to {_iso(claims.expires)}"
-    return ConsentCheck("validity", True, f"valid {window} (checked at {_iso(moment)})")
+    window = f"{iso_utc(claims.issued)} to {iso_utc(claims.expires)}"
+    return ConsentCheck("validity", True, f"valid {window} (checked at {iso_utc(moment)})")
 
 
 def _status(claims: ConsentClaims, proof_ok: bool, lists: StatusLists) -> ConsentCheck:
