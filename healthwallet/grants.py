@@ -679,15 +679,23 @@ def _load(src: BinaryIO) -> tuple[GrantFile, ProofResult, GrantClaims]:
     return (grant, *_check_credential(grant))
 
 
-def _check_credential(grant: GrantFile) -> tuple[ProofResult, GrantClaims]:
-    if isinstance(grant.credential, dict):
-        _check_ldp_proof_form(grant.credential.get("proof"))
+def verify_file_credential(credential: dict[str, Any] | str, what: str) -> ProofResult:
+    """Verify the proof of a grant's or share's credential; BadInputError if it is unreadable.
+
+    A JSON-LD proof must be in the one form didkit writes (see _check_ldp_proof_form).
+    """
+    if isinstance(credential, dict):
+        _check_ldp_proof_form(credential.get("proof"))
     try:
-        proof = verify_proof(grant.credential)
+        return verify_proof(credential)
     except HealthWalletError:
         raise
     except Exception:  # didkit edge cases must not escape as a crash
-        raise BadInputError("grant credential could not be read") from None
+        raise BadInputError(f"{what} credential could not be read") from None
+
+
+def _check_credential(grant: GrantFile) -> tuple[ProofResult, GrantClaims]:
+    proof = verify_file_credential(grant.credential, "grant")
     return proof, GrantClaims.from_credential(proof.credential)
 
 

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, TypedDict
 from . import envelope as env
 from . import jsonutil, keys, statuslist, stream
 from .contexts import CONSENT_CONTEXT, CONSENT_TYPE
-from .credentials import Format, ProofResult, issue_credential, verify_proof
+from .credentials import Format, ProofResult, issue_credential
 from .deid import Policy, PseudonymKeys, deidentify, parse_fhir_json
 from .deid._fhir import R4_RESOURCE_TYPES
 from .errors import (
@@ -41,11 +41,11 @@ from .errors import (
     VerificationError,
 )
 from .grants import (
-    _check_ldp_proof_form,
     check_credential_frame,
     iso_utc,
     new_grant_id,
     only_members,
+    verify_file_credential,
 )
 
 MAGIC = b"healthwallet-share/v1\n"
@@ -494,14 +494,7 @@ def read_share_header(src: BinaryIO) -> ShareFile:
 
 def check_credential(share: ShareFile) -> tuple[ProofResult, ConsentClaims]:
     """Check the consent's proof and shape; BadInputError when it is not a consent at all."""
-    if isinstance(share.credential, dict):
-        _check_ldp_proof_form(share.credential.get("proof"))
-    try:
-        proof = verify_proof(share.credential)
-    except HealthWalletError:
-        raise
-    except Exception:  # didkit edge cases must not escape as a crash
-        raise BadInputError("share credential could not be read") from None
+    proof = verify_file_credential(share.credential, "share")
     return proof, ConsentClaims.from_credential(proof.credential)
 
 
