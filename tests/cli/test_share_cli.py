@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import Cli, base_env
+from leaks import container_text, leaked
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deid"))
 from synth import SynthPatient, make_patient
@@ -47,19 +48,6 @@ PSEUDONYM = re.compile(r"[0-9a-f]{64}")
 
 def did(cli: Cli) -> str:
     return cli.ok("id").out.strip()
-
-
-def leaked(secrets: list[str], text: str) -> list[str]:
-    """Secrets found in ``text``. Short all-digit secrets (a ZIP code) must stand alone: a 64-hex
-    pseudonym holds any five given digits now and then by chance."""
-    found = []
-    for secret in secrets:
-        if len(secret) <= 12 and re.fullmatch(r"[0-9a-f]+", secret):
-            if re.search(rf"(?<![0-9a-f]){re.escape(secret)}(?![0-9a-f])", text):
-                found.append(secret)
-        elif secret in text:
-            found.append(secret)
-    return found
 
 
 def snapshot(*roots: Path) -> dict[str, str]:
@@ -178,7 +166,7 @@ def test_share_files_hold_no_identifier_and_pseudonyms_link_only_within_a_study(
         opened = open_with(research, entry["file"])
         assert len(opened.resources) == summary["resources"] == 15
         plaintext = "\n".join(json.dumps(r) for r in opened.resources)
-        raw = entry["file"].read_bytes().decode("latin-1")
+        raw = container_text(entry["file"].read_bytes())
         secrets = entry["person"].secrets
         assert leaked(secrets, plaintext) == [], "identifiers in the decrypted dataset"
         assert leaked(secrets, raw) == [], "identifiers in the share file"

@@ -15,6 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deid"))
 
+from leaks import leaked  # noqa: F401  (re-exported for the share tests)
 from synth import SynthPatient, make_patient
 
 from healthwallet import shares
@@ -94,16 +95,3 @@ def person(seed: int, **kwargs: Any) -> SynthPatient:
     import random
 
     return make_patient(random.Random(seed), **kwargs)
-
-
-def leaked(secrets: Iterable[str], text: str) -> list[str]:
-    """Secrets found in ``text``. Short all-digit secrets (a ZIP code) must stand alone: a
-    64-hex pseudonym can contain any five digits by chance."""
-    found = []
-    for secret in secrets:
-        if len(secret) <= 12 and re.fullmatch(r"[0-9a-f]+", secret):
-            if re.search(rf"(?<![0-9a-f]){re.escape(secret)}(?![0-9a-f])", text):
-                found.append(secret)
-        elif secret in text:
-            found.append(secret)
-    return found

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from leaks import container_text
 from share_helpers import (
     EXPIRES,
     LATER,
@@ -161,7 +162,7 @@ def test_round_trip_leaks_nothing(tmp_path: Path, people: list[Any], fmt: str) -
     assert opened.claims.policy == "safe-harbor"
     assert "sha256:" + opened.claims.policy_digest == POLICY.digest
     secrets = [s for p in people for s in p.secrets]
-    text = shared.data.decode("latin-1") + "\n".join(json.dumps(r) for r in opened.resources)
+    text = container_text(shared.data) + "\n".join(json.dumps(r) for r in opened.resources)
     assert leaked(secrets, text) == []
     summary = shared.summary
     assert summary["resources"] == len(opened.resources) and summary["study"] == "study-A"
