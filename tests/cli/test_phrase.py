@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -122,7 +123,9 @@ def test_export_needs_the_passphrase(wallet: Cli) -> None:
 
 @pytest.mark.parametrize("damage", ["short", "unknown-word", "swapped", "checksum"])
 def test_a_bad_phrase_is_refused_without_quoting_it(cli: Cli, tmp_path: Path, damage: str) -> None:
-    words = phrase_from_seed(os.urandom(32)).split()
+    # A fixed seed: with a random one, a swap or a new last word keeps the 8-bit checksum valid
+    # once in 256 runs, and the damaged phrase is then simply another identity.
+    words = phrase_from_seed(hashlib.sha256(b"a phrase to damage").digest()).split()
     if damage == "short":
         words = words[:23]
         expected = "has 23"
@@ -139,11 +142,6 @@ def test_a_bad_phrase_is_refused_without_quoting_it(cli: Cli, tmp_path: Path, da
     phrase_file = tmp_path / "phrase.txt"
     phrase_file.write_text(" ".join(words))
     result = cli("init", "--from-phrase", "--phrase-file", phrase_file, "--keystore", "file")
-    if damage == "swapped":
-        # a swap almost always breaks the 8-bit checksum; on the rare pass it is a new identity
-        assert result.code in (0, 2)
-        if result.code == 0:
-            return
     assert result.code == 2, result
     assert expected in result.err
     assert "zyzzyva" not in result.err
