@@ -124,7 +124,7 @@ class _DidkitRefusedError(Exception):
     """didkit refused its input; the message has no quoted input in it."""
 
 
-def _settle_didkit_threads(deadline: float = 1.0) -> None:
+def _settle_didkit_threads(deadline: float = 10.0) -> None:
     """Wait until no didkit (tokio) thread is still inside asyncio's call_soon_threadsafe.
 
     didkit hands its result over from a tokio thread via ``loop.call_soon_threadsafe``. That
