@@ -85,9 +85,27 @@ class Anvil:
 
 
 def start_anvil(port: int | None = None) -> Anvil:
-    """Start anvil on 127.0.0.1 and wait until it answers JSON-RPC."""
+    """Start anvil on 127.0.0.1 and wait until it answers JSON-RPC.
+
+    Without a given port, a free one is picked; should something take it before anvil binds
+    it (anvil then exits at once), up to two more ports are tried."""
+    if port is not None:
+        return _start_anvil_on(port)
+    for attempt in range(3):
+        try:
+            return _start_anvil_on(free_port())
+        except AnvilExitedError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class AnvilExitedError(RuntimeError):
+    """anvil ended before it answered (for instance: its port was taken)."""
+
+
+def _start_anvil_on(port: int) -> Anvil:
     binary = anvil_binary()
-    port = port or free_port()
     process = subprocess.Popen(
         [
             str(binary),
@@ -108,7 +126,7 @@ def start_anvil(port: int | None = None) -> Anvil:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"anvil exited with {process.returncode}")
+            raise AnvilExitedError(f"anvil exited with {process.returncode}")
         try:
             if int(node.call("eth_chainId"), 16) == CHAIN_ID:
                 return node

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import didkit
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from healthwallet import keys
@@ -62,6 +62,7 @@ def test_didkit_key_to_did_agrees_with_our_encoding(did: str) -> None:
     assert method == identity.verification_method
 
 
+@settings(deadline=None)
 @given(st.binary(min_size=32, max_size=32))
 def test_did_round_trip(seed: bytes) -> None:
     identity = keys.Identity(seed)
@@ -69,6 +70,7 @@ def test_did_round_trip(seed: bytes) -> None:
     assert identity.did.startswith("did:key:z6Mk")
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=80))
 def test_base58_round_trip(raw: bytes) -> None:
     assert keys.b58decode(keys.b58encode(raw)) == raw
