@@ -37,6 +37,7 @@ from .errors import (
     HealthWalletError,
     InternalError,
     NetworkError,
+    NotFoundError,
     StorageError,
     UsageError,
     VerificationError,
@@ -575,6 +576,14 @@ class StatusPolicy:
             status_vc = statuslist.load_status_list_credential(source, transport=self.transport)
         except NetworkError as exc:
             raise VerificationError(f"status list could not be fetched ({exc.message})") from None
+        except NotFoundError as exc:
+            if self.source is None and source.startswith("file:"):
+                # The issuer never published the list: it lives on their machine only.
+                raise VerificationError(
+                    f"status list is on the issuer's machine only ({source}); ask them for "
+                    "the published list (`status publish`) and pass it with --status-list"
+                ) from None
+            raise VerificationError(f"status list is not usable ({exc.message})") from None
         except HealthWalletError as exc:
             raise VerificationError(f"status list is not usable ({exc.message})") from None
         try:
@@ -1158,8 +1167,6 @@ def issue_grant(
 @contextlib.contextmanager
 def open_file(path: Path) -> Iterator[BinaryIO]:
     """Open a grant file for reading; NotFoundError/BadInputError instead of OSError."""
-    from .errors import NotFoundError
-
     try:
         handle = path.open("rb")
     except FileNotFoundError:

@@ -100,6 +100,15 @@ def unlock() -> Wallet:
     return open_wallet(home(), passphrase_source())
 
 
+def note_local_status_list(status_list: str, reader: str, change: str) -> None:
+    """Say on stderr that a credential names a status list only this machine can read."""
+    if status_list.startswith("file:"):
+        sys.stderr.write(
+            f"note: {status_list} is on this machine only; set `status-url` and run "
+            f"`status publish` so {reader} can see {change} (or send them the published list)\n"
+        )
+
+
 def human_size(size: int) -> str:
     """A byte count for people (1.2 MiB)."""
     value = float(size)

@@ -17,7 +17,14 @@ from ..keys import ed25519_from_did
 from ..timeutil import parse_expiry, parse_instant
 from ..vault import Record, Vault
 from ..wallet import Wallet, read_config, read_info, utc_now, wallet_exists
-from ._common import JsonOption, emit, home, unlock, write_binary_out
+from ._common import (
+    JsonOption,
+    emit,
+    home,
+    note_local_status_list,
+    unlock,
+    write_binary_out,
+)
 
 if TYPE_CHECKING:
     from ..grants import GrantRecord, Verdict
@@ -182,6 +189,7 @@ def cmd_grant(
         console.print(f"  file      {path}")
         console.print(f"Revoke any time with: healthwallet revoke {payload['grant_id']}")
 
+    note_local_status_list(payload["status_list"], "the doctor", "a revocation")
     if out == "-":
         # stdout carries the grant file itself; the summary goes to stderr
         sys.stderr.write(f"granted {payload['grant_id']}\n")

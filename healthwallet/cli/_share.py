@@ -17,7 +17,7 @@ from ..keys import Identity, ed25519_from_did
 from ..timeutil import parse_expiry
 from ..vault import RECORD_TYPES, Record, Vault
 from ..wallet import Wallet, read_config, utc_now
-from ._common import JsonOption, emit, unlock, write_binary_out
+from ._common import JsonOption, emit, note_local_status_list, unlock, write_binary_out
 
 if TYPE_CHECKING:
     from ..deid import Policy
@@ -249,11 +249,7 @@ def _issue(
         "policy_digest": summary["policy_digest"],
         "status_list": summary["status_list"],
     }
-    if summary["status_list"].startswith("file:"):
-        sys.stderr.write(
-            "note: the consent names a status list on this machine only (file://); set "
-            "`status-url` and run `status publish` so the research group can see a withdrawal\n"
-        )
+    note_local_status_list(summary["status_list"], "the research group", "a withdrawal")
 
     def human(console: Console) -> None:
         console.print(

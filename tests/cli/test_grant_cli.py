@@ -145,7 +145,8 @@ def test_revoke_publish_and_verify_over_http(people: dict[str, Cli], tmp_path: P
     root, base = http_dir
     patient.ok("config", "set", "status-url", base + "/status/")
     kept, revoked = tmp_path / "kept.hwgrant", tmp_path / "revoked.hwgrant"
-    patient.ok("grant", did(doctor), "--type", "pdf", "--expires", "1d", "--out", kept)
+    hosted = patient.ok("grant", did(doctor), "--type", "pdf", "--expires", "1d", "--out", kept)
+    assert "note:" not in hosted.err  # a hosted list needs no reminder
     gid = patient.ok("grant", did(doctor), "--type", "fhir", "--expires", "1d", "--out", revoked,
                      "--json").json()["grant_id"]
     assert patient.ok("revoke", gid, "--json").json() == {"grant_id": gid, "status": "revoked",
@@ -173,6 +174,42 @@ def test_revoke_publish_and_verify_over_http(people: dict[str, Cli], tmp_path: P
     assert log["ok"] is True
     assert [e["event"] for e in log["entries"]] == ["grant.issued", "grant.issued", "grant.revoked"]
     assert SECRET_NAME not in json.dumps(log)
+
+
+def test_an_unpublished_status_list_is_named_and_a_sent_copy_verifies(
+    people: dict[str, Cli], tmp_path: Path
+) -> None:
+    patient, doctor = people["patient"], people["doctor"]
+    grant_file = tmp_path / "g.hwgrant"
+    issued = patient.ok("grant", did(doctor), "--type", "pdf", "--expires", "1d",
+                        "--out", grant_file, "--json")
+    status_list = issued.json()["status_list"]
+    assert status_list.startswith("file://")
+    # the patient is told the doctor cannot see a revocation without a published list
+    assert issued.err.startswith(f"note: {status_list} is on this machine only; set `status-url`")
+    sent = tmp_path / "sent"
+    patient.ok("status", "publish", "--out", sent)
+
+    # On the doctor's machine the patient's file:// list does not exist.
+    status_dir = patient.home / "status"
+    status_dir.rename(tmp_path / "elsewhere")
+    try:
+        result = doctor("verify", grant_file, "--json")
+        assert result.code == 1
+        check = next(c for c in result.json()["checks"] if c["name"] == "status")
+        assert check["ok"] is False
+        assert check["detail"] == (
+            f"status list is on the issuer's machine only ({status_list}); ask them for the "
+            "published list (`status publish`) and pass it with --status-list"
+        )
+        # the copy the patient sends verifies, and opens
+        copy = str(sent / "1.json")
+        assert doctor.ok("verify", grant_file, "--status-list", copy, "--json").json()["valid"]
+        opened = doctor.ok("open", grant_file, "--status-list", copy, "--out", tmp_path / "o",
+                           "--json").json()
+        assert [r["verified"] for r in opened["records"]] == [True]
+    finally:
+        (tmp_path / "elsewhere").rename(status_dir)
 
 
 def published_url(published: dict[str, object], base: str) -> str:

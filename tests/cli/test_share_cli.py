@@ -124,7 +124,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, www: tuple[Path, str]) -> di
             cli.ok("config", "set", "status-url", status_url)
         out = root / f"p{number}-{STUDY}.hwshare"
         args = ["share", research_did, "--study", STUDY, "--type", "fhir", "--out", out, "--json"]
-        summary = cli.ok(*args, *(["--expires", expires] if expires else [])).json()
+        result = cli.ok(*args, *(["--expires", expires] if expires else []))
+        summary = result.json()
+        # without a hosted list the patient hears that a withdrawal would go unseen
+        local = f"note: {summary['status_list']} is on this machine only; set `status-url`"
+        assert result.err.startswith(local) if not status_url else "note:" not in result.err
         return {
             "cli": cli,
             "person": person,
