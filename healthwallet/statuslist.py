@@ -25,7 +25,8 @@ import httpx
 from . import jsonutil, keys
 from .contexts import STATUS_LIST_CONTEXT
 from .credentials import Format, issue_credential, verify_proof
-from .errors import BadInputError, NetworkError, NotFoundError, UsageError, VerificationError
+from .errors import BadInputError, NotFoundError, UsageError, VerificationError
+from .httpfetch import fetch_document
 
 MIN_SIZE: Final = 16 * 1024 * 8  # SL2021 §6.1: at least 16 KiB of bits
 MAX_BITSTRING_BYTES: Final = 16 * 1024 * 1024  # expansion cap: a gzip bomb stops here
@@ -278,26 +279,15 @@ def _read_file(path: Path, source: str) -> bytes:
 
 
 def _fetch(url: str, transport: httpx.BaseTransport | None, timeout: float) -> bytes:
-    try:
-        with (
-            httpx.Client(
-                transport=transport, timeout=timeout, follow_redirects=True, max_redirects=5
-            ) as client,
-            client.stream("GET", url, headers={"Accept": _ACCEPT}) as response,
-        ):
-            if response.status_code != 200:
-                raise NetworkError(f"status list {url} answered HTTP {response.status_code}")
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_DOCUMENT_BYTES:
-                raise BadInputError(f"status list {url} is larger than 2 MiB")
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_DOCUMENT_BYTES:
-                    raise BadInputError(f"status list {url} is larger than 2 MiB")
-            return bytes(body)
-    except httpx.HTTPError as exc:
-        raise NetworkError(f"cannot fetch status list {url} ({type(exc).__name__})") from None
+    return fetch_document(
+        url,
+        "status list",
+        transport=transport,
+        timeout=timeout,
+        max_bytes=MAX_DOCUMENT_BYTES,
+        accept=_ACCEPT,
+        follow_redirects=True,
+    )
 
 
 def _parse_document(raw: bytes, source: str) -> dict[str, Any] | str:
