@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypedDict, cast
 
+from . import didweb, keys, statuslist, stream
 from . import envelope as env
-from . import keys, statuslist, stream
 from .contexts import GRANT_CONTEXT
 from .credentials import Format, ProofResult, issue_credential, verify_proof
 from .errors import (
@@ -327,8 +327,10 @@ class GrantClaims:
             subject, {"id", "purpose", "records", "envelopeDigest"}, set(), "grant subject"
         )
         recipient, purpose = subject["id"], subject["purpose"]
-        if not isinstance(recipient, str) or not keys.is_did_key(recipient):
-            raise BadInputError("grant recipient is not a did:key")
+        if not isinstance(recipient, str) or not (
+            keys.is_did_key(recipient) or didweb.is_did_web(recipient)
+        ):
+            raise BadInputError("grant recipient is not a did:key or did:web")
         if not isinstance(purpose, str) or not 0 < len(purpose) <= MAX_PURPOSE_CHARS:
             raise BadInputError("grant purpose is malformed")
         if not env.is_commitment(subject["envelopeDigest"]):
@@ -599,18 +601,18 @@ class StatusPolicy:
 
 
 class RecipientPolicy:
-    """The grant is addressed to this wallet."""
+    """The grant is addressed to this wallet: its did:key, or a did:web it answers to."""
 
     name = "recipient"
 
-    def __init__(self, my_did: str) -> None:
-        self.my_did = my_did
+    def __init__(self, my_did: str, also_me: Sequence[str] = ()) -> None:
+        self.my_dids = (my_did, *also_me)
 
     def check(self, ctx: GrantContext) -> str:
-        """Pass when credentialSubject.id is my DID."""
-        if ctx.claims.recipient != self.my_did:
+        """Pass when credentialSubject.id is one of my DIDs."""
+        if ctx.claims.recipient not in self.my_dids:
             raise AccessDeniedError("not addressed to you")
-        return f"addressed to {self.my_did}"
+        return f"addressed to {ctx.claims.recipient}"
 
 
 def default_anchor_verifier(issuer: str) -> AnchorVerifier:
@@ -753,6 +755,7 @@ def _policies(
     with_envelope: bool,
     recipient_did: str | None = None,
     anchor_verifier_for: Callable[[str], AnchorVerifier] | None = None,
+    also_me: Sequence[str] = (),
 ) -> list[Policy]:
     policies: list[Policy] = [ProofPolicy(), ValidityPolicy(now=now, at=at, skew=skew)]
     if with_envelope:
@@ -760,7 +763,7 @@ def _policies(
     policies.append(StatusPolicy(status_source, transport))
     my_did = identity.did if identity is not None else recipient_did
     if my_did is not None:
-        policies.append(RecipientPolicy(my_did))
+        policies.append(RecipientPolicy(my_did, also_me))
     if anchored:
         policies.append(
             AnchorsPolicy(
@@ -782,11 +785,13 @@ def verify_grant(
     anchor_verifier: AnchorVerifier | None = None,
     recipient_did: str | None = None,
     anchor_verifier_for: Callable[[str], AnchorVerifier] | None = None,
+    also_me: Sequence[str] = (),
 ) -> Verdict:
     """Check a grant file without decrypting it; BadInputError if it is not a grant.
 
-    ``recipient_did`` (or ``identity``) adds the recipient check; ``anchor_verifier_for``
-    builds the anchor verifier from the issuer's DID (default: offline proof checks).
+    ``recipient_did`` (or ``identity``) adds the recipient check, which ``also_me`` (the
+    did:web names the verifier answers to) widens; ``anchor_verifier_for`` builds the anchor
+    verifier from the issuer's DID (default: offline proof checks).
     """
     grant = read_grant_header(src)
     # Hash the payload while didkit checks the proofs (hashlib and didkit release the GIL).
@@ -806,6 +811,7 @@ def verify_grant(
             with_envelope=True,
             recipient_did=recipient_did,
             anchor_verifier_for=anchor_verifier_for,
+            also_me=also_me,
         )
         first = [p for p in policies if p.name != EnvelopePolicy.name]
         checks = {c.name: c for c in run_policies(ctx, first)}
@@ -881,8 +887,10 @@ def open_grant(
     transport: Any = None,
     anchor_verifier: AnchorVerifier | None = None,
     random_bytes: RandomBytes = os.urandom,
+    also_me: Sequence[str] = (),
 ) -> list[OpenedRecord]:
-    """Verify a grant addressed to ``identity`` and decrypt its records into ``out_dir``."""
+    """Verify a grant addressed to ``identity`` (or a did:web in ``also_me`` it answers to)
+    and decrypt its records into ``out_dir``."""
     grant, proof, claims = _load(src)
     ctx = GrantContext(grant, proof, claims)
     policies = _policies(
@@ -895,6 +903,7 @@ def open_grant(
         anchored=bool(grant.envelope.anchors),
         anchor_verifier=anchor_verifier,
         with_envelope=False,
+        also_me=also_me,
     )
     # Recipient first: a grant for someone else is refused before anything else is read.
     policies.sort(key=lambda p: p.name != "recipient")
@@ -1043,6 +1052,17 @@ class _HashingWriter:
         return self._dst.write(data)
 
 
+def _recipient_x25519(recipient_did: str, key: didweb.KeyAgreement | None) -> bytes:
+    if recipient_did.startswith(didweb.PREFIX):
+        didweb.document_url(recipient_did)
+        if key is None or key.did != recipient_did:
+            raise UsageError(f"no key-agreement key resolved for {recipient_did}")
+        return key.x25519_public
+    if key is not None:
+        raise UsageError("a did:key recipient's key comes from the DID itself")
+    return keys.x25519_public_from_did(recipient_did)
+
+
 def issue_grant(
     out: BinaryIO,
     identity: keys.Identity,
@@ -1058,10 +1078,15 @@ def issue_grant(
     anchors: Mapping[str, Mapping[str, Any]] | None = None,
     random_bytes: RandomBytes = os.urandom,
     spool_dir: Path | None = None,
+    recipient_key: didweb.KeyAgreement | None = None,
 ) -> GrantSummary:
-    """Write a grant giving ``recipient_did`` the ``records`` to ``out``; returns a summary."""
+    """Write a grant giving ``recipient_did`` the ``records`` to ``out``; returns a summary.
+
+    A did:key recipient's X25519 key is derived from the DID; a did:web recipient's comes
+    from its DID document, resolved beforehand (``didweb.resolve_key_agreement``).
+    """
     issued = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-    recipient_x25519 = keys.x25519_public_from_did(recipient_did)
+    recipient_x25519 = _recipient_x25519(recipient_did, recipient_key)
     if expires.tzinfo is None:
         raise UsageError("the expiry needs a time zone")
     if expires.astimezone(UTC) <= issued:

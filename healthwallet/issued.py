@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, Literal, TypedDict
 from . import grants, statuslist
 from .audit import AuditLog
 from .credentials import Format
+from .didweb import KeyAgreement
 from .errors import KeystoreError, NotFoundError, StorageError, UsageError
 from .fsutil import atomic_write_bytes, ensure_private_dir, exclusive_lock, storage_error
 from .keys import Identity
@@ -274,8 +275,11 @@ class IssuedGrants:
         fmt: Format = "ldp",
         anchors: Mapping[str, Mapping[str, Any]] | None = None,
         spool_dir: Path | None = None,
+        recipient_key: KeyAgreement | None = None,
     ) -> grants.GrantSummary:
-        """Write a grant to ``out`` and register it (slot, audit entry)."""
+        """Write a grant to ``out`` and register it (slot, audit entry).
+
+        ``recipient_key``: a did:web recipient's resolved key-agreement key."""
         reservation = self.reserve(recipient_did, expires)
         try:
             summary = grants.issue_grant(
@@ -292,6 +296,7 @@ class IssuedGrants:
                 anchors=anchors,
                 random_bytes=self.random_bytes,
                 spool_dir=spool_dir,
+                recipient_key=recipient_key,
             )
         except BaseException:
             self.release(reservation)

@@ -41,6 +41,7 @@ def utc_now() -> datetime:
 # Settings a user may change with `healthwallet config set`, with their defaults.
 CONFIG_DEFAULTS: dict[str, str] = {
     "status-url": "",
+    "did-web": "",
     "max-expiry-days": "365",
     "clock-skew-seconds": "60",
     "ledger": "local",
@@ -233,6 +234,10 @@ def set_config(home: Path, key: str, value: str) -> dict[str, str]:
         raise UsageError(f"{key} takes a whole number above 0", f"e.g. {CONFIG_DEFAULTS[key] or 1}")
     if key in _OPTIONAL_INT_SETTINGS and value and not value.isdigit():
         raise UsageError(f"{key} takes a whole number", "e.g. 31337 for a local Anvil node")
+    if key == "did-web" and value:
+        from .didweb import document_url
+
+        document_url(value)  # UsageError (exit 2) unless a well-formed did:web
     if key not in CONFIG_DEFAULTS and not _is_plugin_setting(key):
         raise UsageError(
             f"unknown setting {key!r}", "known settings: " + ", ".join(sorted(CONFIG_DEFAULTS))

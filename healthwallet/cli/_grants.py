@@ -118,7 +118,11 @@ def _anchor_proofs(wallet: Wallet, records: list[Record]) -> dict[str, dict[str,
 
 def cmd_grant(
     doctor_did: Annotated[
-        str, typer.Argument(metavar="DOCTOR_DID", help="The recipient's did:key.")
+        str,
+        typer.Argument(
+            metavar="DOCTOR_DID",
+            help="The recipient: a did:key, or a did:web (resolved over HTTPS).",
+        ),
     ],
     expires: Annotated[
         str, typer.Option("--expires", help="Duration (90s, 24h, 7d, 2w) or ISO 8601 date-time.")
@@ -142,15 +146,23 @@ def cmd_grant(
     """Give a doctor time-limited, revocable access: a signed VC and the records sealed to them."""
     if fmt not in ("ldp", "jwt"):
         raise UsageError(f"unknown format {fmt!r}", "use --format ldp or --format jwt")
-    ed25519_from_did(doctor_did)
+    from .. import didweb
+
+    web = doctor_did.startswith(didweb.PREFIX)
+    if web:
+        didweb.document_url(doctor_did)
+    else:
+        ed25519_from_did(doctor_did)
     if out != "-" and Path(out).is_dir():
         raise UsageError("--out is a directory", "give a file name, e.g. --out grant.hwgrant")
     wallet = unlock()
     config = read_config(wallet.home)
     now = utc_now()
     expiry = parse_expiry(expires, now, int(config["max-expiry-days"]))
-    if doctor_did == wallet.did:
-        raise UsageError("a grant to yourself is pointless", "give the doctor's did:key")
+    if doctor_did in (wallet.did, config["did-web"]):
+        raise UsageError("a grant to yourself is pointless", "give the doctor's DID")
+    # A did:web names its keys in a document on the web: fetch it before reading any record.
+    recipient_key = didweb.resolve_key_agreement(doctor_did) if web else None
     vault = Vault(wallet.home, wallet.identity.vault_key)
     records = _select(vault, record_ids or [], record_type, tag)
     issued = issued_grants(wallet)
@@ -167,6 +179,7 @@ def cmd_grant(
                 fmt=fmt,
                 anchors=_anchor_proofs(wallet, records),
                 spool_dir=wallet.home,
+                recipient_key=recipient_key,
             )
         )
 
@@ -181,11 +194,15 @@ def cmd_grant(
         "format": fmt,
         "status_list": summary["status_list"],
     }
+    if recipient_key is not None:
+        payload["recipient_key"] = recipient_key.key_id
 
     def human(console: Console) -> None:
         console.print(f"Granted {len(records)} record(s) to {doctor_did}")
         console.print(f"  grant id  {payload['grant_id']}")
         console.print(f"  expires   {payload['expires']}")
+        if recipient_key is not None:
+            console.print(f"  sealed to {recipient_key.key_id}")
         console.print(f"  file      {path}")
         console.print(f"Revoke any time with: healthwallet revoke {payload['grant_id']}")
 
@@ -376,6 +393,12 @@ def render_verdict(console: Console, verdict: Verdict) -> None:
         console.print(f"  {'✓' if check['ok'] else '✗'} {check['name']:<10} {check['detail']}")
 
 
+def _my_did_web(wallet_home: Path) -> tuple[str, ...]:
+    """The did:web this wallet answers to (the `did-web` setting), if any."""
+    name = read_config(wallet_home)["did-web"]
+    return (name,) if name else ()
+
+
 def cmd_verify(
     grant_file: Annotated[Path, typer.Argument(metavar="FILE", help="The grant file.")],
     at: Annotated[
@@ -403,6 +426,7 @@ def cmd_verify(
         verdict = verify_grant(
             handle,
             recipient_did=my_did,
+            also_me=_my_did_web(home()) if my_did else (),
             status_source=status_list,
             at=moment,
             skew=_skew(),
@@ -428,7 +452,14 @@ def cmd_open(
     if out.exists() and not out.is_dir():
         raise UsageError("--out exists and is not a directory", "give a directory")
     with _open_grant_file(grant_file) as handle:
-        opened = open_grant(handle, wallet.identity, out, status_source=status_list, skew=_skew())
+        opened = open_grant(
+            handle,
+            wallet.identity,
+            out,
+            status_source=status_list,
+            skew=_skew(),
+            also_me=_my_did_web(wallet.home),
+        )
         handle.seek(0)
         # The proof verified inside open_grant; this only reads the id back for the report.
         credential = read_grant_header(handle).credential

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Annotated, Literal
 
 import typer
@@ -58,6 +60,13 @@ def cmd_id(
         bool,
         typer.Option("--history", help="Also list key rotations, with their signatures checked."),
     ] = False,
+    did_document: Annotated[
+        bool,
+        typer.Option(
+            "--did-document",
+            help="Print the DID document to host for your `did-web` setting (always JSON).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Print this wallet's DID."""
@@ -65,6 +74,19 @@ def cmd_id(
     from ..wallet import read_info
 
     info = read_info(home())
+    if did_document:
+        from ..didweb import document_for
+
+        if history:
+            raise UsageError("--did-document and --history do not go together")
+        name = read_config(home())["did-web"]
+        if not name:
+            raise UsageError(
+                "no did:web is set for this wallet",
+                "run `healthwallet config set did-web did:web:your.domain:path` first",
+            )
+        sys.stdout.write(json.dumps(document_for(name, info.did), indent=2) + "\n")
+        return
     if not history:
         emit(as_json, {"did": info.did}, lambda out: out.print(info.did))
         return

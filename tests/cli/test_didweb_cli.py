@@ -1,0 +1,238 @@
+"""Grants to a did:web doctor, resolved from a real HTTPS server on 127.0.0.1 (as `localhost`).
+
+The server's certificate comes from a test CA made here; `SSL_CERT_FILE` tells httpx to trust
+it, as an operator would for a private CA. Without it the same server is refused.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import http.server
+import ipaddress
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import Cli, base_env, fhir_bundle
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+@dataclass
+class Site:
+    root: Path
+    port: int
+    ca_file: Path
+
+    def did(self, *path: str) -> str:
+        return ":".join([f"did:web:localhost%3A{self.port}", *path])
+
+    def publish(self, did_document: str, *path: str) -> None:
+        folder = self.root.joinpath(*path) if path else self.root / ".well-known"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "did.json").write_text(did_document)
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a server certificate for localhost signed by it: (ca.pem, cert.pem, key.pem)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "healthwallet test CA")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ca_ski, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    """A real HTTPS server on 127.0.0.1 serving a directory."""
+    root = tmp_path / "www"
+    root.mkdir()
+    ca_file, cert_file, key_file = _certificates(tmp_path)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Site(root, server.server_address[1], ca_file)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def people(tmp_path: Path, site: Site) -> dict[str, Cli]:
+    out = {}
+    for name in ("patient", "doctor", "stranger"):
+        env = base_env(tmp_path)
+        env.update(
+            HEALTHWALLET_HOME=str(tmp_path / name),
+            HEALTHWALLET_PASSPHRASE=f"{name} passphrase",
+            SSL_CERT_FILE=str(site.ca_file),
+        )
+        out[name] = Cli(tmp_path / name, env)
+        out[name].ok("init", "--keystore", "file")
+    labs = tmp_path / "labs.json"
+    labs.write_text(json.dumps(fhir_bundle("Okonkwo-Lindqvist", "Adaeze")))
+    out["patient"].ok("record", "add", labs, "--tag", "cardio")
+    return out
+
+
+def test_grant_to_a_did_web_doctor_verifies_and_opens(
+    people: dict[str, Cli], site: Site, tmp_path: Path
+) -> None:
+    patient, doctor, stranger = people["patient"], people["doctor"], people["stranger"]
+    did = site.did("staff", "lee")
+    doctor.ok("config", "set", "did-web", did)
+    document = doctor.ok("id", "--did-document").out
+    assert json.loads(document)["id"] == did
+    site.publish(document, "staff", "lee")
+
+    grant_file = tmp_path / "g.hwgrant"
+    summary = patient.ok("grant", did, "--tag", "cardio", "--expires", "2d",
+                         "--out", grant_file, "--json").json()
+    assert summary["recipient"] == did and summary["recipient_key"] == did + "#key-2"
+
+    verdict = doctor.ok("verify", grant_file, "--json").json()
+    assert verdict["valid"] is True and verdict["recipient"] == did
+    recipient = next(c for c in verdict["checks"] if c["name"] == "recipient")
+    assert recipient == {"name": "recipient", "ok": True, "detail": f"addressed to {did}"}
+    opened = doctor.ok("open", grant_file, "--out", tmp_path / "out", "--json").json()
+    assert [r["verified"] for r in opened["records"]] == [True]
+    assert (tmp_path / "out" / "labs.json").read_text() == (tmp_path / "labs.json").read_text()
+
+    # Someone else, even claiming the same did:web, holds the wrong key.
+    assert stranger("verify", grant_file).code == 1  # not addressed to the stranger's DIDs
+    stranger.ok("config", "set", "did-web", did)
+    refused = stranger("open", grant_file, "--out", tmp_path / "s")
+    assert refused.code == 1
+    assert refused.err.startswith("error: the grant's content key is not sealed to this wallet's key")
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+    # And without the did-web setting the doctor's wallet does not answer to it.
+    doctor.ok("config", "set", "did-web", "")
+    assert doctor("open", grant_file, "--out", tmp_path / "o2").code == 1
+
+
+def test_the_well_known_location_serves_a_bare_domain(
+    people: dict[str, Cli], site: Site, tmp_path: Path
+) -> None:
+    patient, doctor = people["patient"], people["doctor"]
+    did = site.did()
+    doctor.ok("config", "set", "did-web", did)
+    site.publish(doctor.ok("id", "--did-document").out)
+    grant_file = tmp_path / "g.hwgrant"
+    patient.ok("grant", did, "--type", "fhir", "--expires", "1d", "--out", grant_file)
+    assert doctor.ok("open", grant_file, "--out", tmp_path / "out", "--json").json()["records"]
+
+
+def test_did_web_failures_are_one_line_with_the_right_exit_code(
+    people: dict[str, Cli], site: Site, tmp_path: Path
+) -> None:
+    patient, doctor = people["patient"], people["doctor"]
+    out = tmp_path / "g.hwgrant"
+
+    def grant(did: str, **kwargs: object) -> tuple[int, str]:
+        result = patient("grant", did, "--type", "fhir", "--expires", "1d", "--out", out,
+                         **kwargs)  # type: ignore[arg-type]
+        assert "Traceback" not in result.err and len(result.err.splitlines()) <= 2, result.err
+        assert not out.exists()
+        return result.code, result.err
+
+    code, err = grant(site.did("nobody"))  # no document there: HTTP 404
+    assert code == 5 and "answered HTTP 404" in err
+    code, err = grant("did:web:127.0.0.1")
+    assert code == 2 and "not an IP address" in err
+
+    doctor.ok("config", "set", "did-web", site.did("doc"))
+    real = json.loads(doctor.ok("id", "--did-document").out)
+    site.publish(json.dumps(dict(real, id=site.did("somebody-else"))), "doc")
+    code, err = grant(site.did("doc"))
+    assert code == 2 and "is not about" in err
+    site.publish(json.dumps(dict(real, keyAgreement=[])), "doc")
+    code, err = grant(site.did("doc"))
+    assert code == 2 and "no usable X25519 keyAgreement key" in err
+    site.publish("<html>not json</html>", "doc")
+    code, err = grant(site.did("doc"))
+    assert code == 2 and "is not JSON" in err
+    site.publish(json.dumps(real) + " " * 200_000, "doc")
+    code, err = grant(site.did("doc"))
+    assert code == 2 and "larger than 100 KiB" in err
+
+    # The same server, but the patient's machine does not trust its CA: refused, exit 5.
+    site.publish(json.dumps(real), "doc")
+    code, err = grant(site.did("doc"), env={"SSL_CERT_FILE": ""})
+    assert code == 5 and "cannot fetch DID document" in err
+    # and trusted, it works
+    assert patient("grant", site.did("doc"), "--type", "fhir", "--expires", "1d",
+                   "--out", out).code == 0
+
+
+def test_did_web_setting_is_checked(people: dict[str, Cli]) -> None:
+    doctor = people["doctor"]
+    bad = doctor("config", "set", "did-web", "did:web:127.0.0.1")
+    assert bad.code == 2 and bad.err.startswith("error: not a did:web")
+    missing = doctor("id", "--did-document")
+    assert missing.code == 2 and "config set did-web" in missing.err
