@@ -62,12 +62,12 @@ def document_url(did: object) -> str:
     if not isinstance(did, str) or not did.startswith(PREFIX) or len(did) > MAX_DID_CHARS:
         raise UsageError("not a did:web", _HINT)
     host, *path = did[len(PREFIX) :].split(":")
-    name, _, port = urllib.parse.unquote(host).partition(":")
+    name, colon, port = urllib.parse.unquote(host).partition(":")
     if not _HOST.fullmatch(name) or "%" in host.upper().replace("%3A", "", 1):
         raise UsageError("not a did:web: the domain name is not valid", _HINT)
     if all(label.isdigit() for label in name.split(".")):
         raise UsageError("not a did:web: the method names a domain, not an IP address", _HINT)
-    if port and not (port.isdigit() and 0 < int(port) < 65536 and not port.startswith("0")):
+    if colon and not (port.isdigit() and 0 < int(port) < 65536 and not port.startswith("0")):
         raise UsageError("not a did:web: the port is not valid", _HINT)
     if any(not _SEGMENT.fullmatch(segment) or segment in (".", "..") for segment in path):
         raise UsageError("not a did:web: a path segment is not valid", _HINT)
@@ -149,9 +149,15 @@ def _dereference(entry: object, document: Mapping[str, Any], did: str) -> Mappin
     return method
 
 
+_MAX_KEY_TEXT = 100  # a 32-byte key in any of the encodings is far shorter
+
+
 def _x25519_of(method: Mapping[str, Any]) -> bytes | None:
     kind = method.get("type")
     raw: bytes | None = None
+    texts = (method.get("publicKeyBase58"), method.get("publicKeyMultibase"))
+    if any(isinstance(text, str) and len(text) > _MAX_KEY_TEXT for text in texts):
+        return None  # and base58 of a long text would cost quadratic time
     try:
         if kind == "X25519KeyAgreementKey2019" and isinstance(method.get("publicKeyBase58"), str):
             raw = keys.b58decode(method["publicKeyBase58"])

@@ -38,6 +38,7 @@ def test_document_url_follows_the_method_spec(did: str, url: str) -> None:
         "did:web:exa mple.com",
         "did:web:example.com%2Fevil",
         "did:web:example.com%3A0",
+        "did:web:example.com%3A",
         "did:web:example.com%3A99999",
         "did:web:127.0.0.1",  # the method names domains, never IP addresses
         "did:web:example.com:..:secret",
@@ -100,6 +101,7 @@ def test_unusable_keys_are_skipped_and_the_first_usable_one_wins() -> None:
             method("X25519KeyAgreementKey2019", publicKeyBase58=keys.b58encode(low_order)),
             method("X25519KeyAgreementKey2020", publicKeyMultibase=wrong_codec),
             method("X25519KeyAgreementKey2020", publicKeyMultibase="z0OIl"),
+            method("X25519KeyAgreementKey2019", publicKeyBase58="2" * 90_000),
             method("Ed25519VerificationKey2020", publicKeyMultibase=MULTIBASE_X),
             elsewhere,
             with_private,
