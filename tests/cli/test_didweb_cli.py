@@ -102,20 +102,32 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files without logging each request to stderr."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def serve_https(root: Path, folder: Path) -> tuple[http.server.ThreadingHTTPServer, Path]:
+    """A real HTTPS server on 127.0.0.1 serving ``root``, already running, and its CA file
+    (certificates are written to ``folder``)."""
+    ca_file, cert_file, key_file = _certificates(folder)
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, ca_file
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     """A real HTTPS server on 127.0.0.1 serving a directory."""
     root = tmp_path / "www"
     root.mkdir()
-    ca_file, cert_file, key_file = _certificates(tmp_path)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, ca_file = serve_https(root, tmp_path)
     try:
         yield Site(root, server.server_address[1], ca_file)
     finally:
