@@ -15,6 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from credential_samples import (
+    DOCTOR,
+    ISSUED,
+    MALLORY,
+    PATIENT,
+    consent_credential,
+    forge_jwt_signature,
+    grant_credential,
+)
 
 from healthwallet import credentials, keys
 from healthwallet.contexts import (
@@ -27,65 +36,8 @@ from healthwallet.contexts import (
 )
 from healthwallet.credentials import ProofResult, issue_credential, verify_proof
 from healthwallet.errors import BadInputError, UsageError
-from healthwallet.statuslist import status_entry
 
 ROOT = Path(__file__).resolve().parent.parent
-PATIENT = keys.Identity(bytes(range(32)))
-DOCTOR = keys.Identity(bytes(range(1, 33)))
-MALLORY = keys.Identity(bytes(range(2, 34)))
-ISSUED = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
-LIST_URL = "https://status.example.org/healthwallet/1.json"
-
-
-def grant_credential(issuer: keys.Identity = PATIENT, **changes: Any) -> dict[str, Any]:
-    credential: dict[str, Any] = {
-        "@context": copy.deepcopy(GRANT_CONTEXT),
-        "id": "urn:uuid:0b5c1c9e-51f4-4f59-9d53-2d1b3d0f2a11",
-        "type": ["VerifiableCredential", "HealthRecordAccessGrant"],
-        "issuer": issuer.did,
-        "issuanceDate": "2024-03-01T09:00:00Z",
-        "expirationDate": "2024-03-08T09:00:00Z",
-        "credentialSubject": {
-            "id": DOCTOR.did,
-            "purpose": "follow-up of the March results",
-            "records": [
-                {
-                    "id": "3fa2b1c09d8e7f61",
-                    "mediaType": "application/fhir+json",
-                    "commitment": "ab" * 32,
-                },
-                {"id": "00c0ffee00c0ffee", "mediaType": "application/pdf", "commitment": "cd" * 32},
-            ],
-            "envelopeDigest": "ef" * 32,
-            "anchors": [{"root": "12" * 32, "path": ["34" * 32], "receipt": {"n": 1}}],
-        },
-        "credentialStatus": status_entry(LIST_URL, 41),
-    }
-    credential.update(changes)
-    return credential
-
-
-def consent_credential(**changes: Any) -> dict[str, Any]:
-    credential: dict[str, Any] = {
-        "@context": copy.deepcopy(CONSENT_CONTEXT),
-        "id": "urn:uuid:7c2f3b0e-9a41-4d0c-8f7e-0d1c2b3a4f5e",
-        "type": ["VerifiableCredential", "ResearchDataConsent"],
-        "issuer": PATIENT.did,
-        "issuanceDate": "2024-03-01T09:00:00Z",
-        "expirationDate": "2025-03-01T09:00:00Z",
-        "credentialSubject": {
-            "id": MALLORY.did,
-            "study": "urn:study:cardio-2024",
-            "purpose": "observational cardiology study",
-            "dataCategories": ["Observation", "Condition"],
-            "policy": "safe-harbor",
-            "policyDigest": "56" * 32,
-            "datasetDigest": "78" * 32,
-        },
-        "credentialStatus": status_entry(LIST_URL, 42),
-    }
-    credential.update(changes)
-    return credential
 
 
 def b64json(value: dict[str, Any]) -> str:
@@ -206,9 +158,7 @@ def test_expired_jwt_with_bad_signature_fails() -> None:
     expired = grant_credential(
         expirationDate="2001-01-02T00:00:00Z", issuanceDate="2001-01-01T00:00:00Z"
     )
-    token = issue_credential(expired, PATIENT, "jwt")
-    head, body, _ = token.split(".")
-    forged = head + "." + body + "." + keys.b64url(MALLORY.sign((head + "." + body).encode()))
+    forged = forge_jwt_signature(issue_credential(expired, PATIENT, "jwt"))
     result = verify_proof(forged)
     assert not result.ok
     assert result.errors == ["the JWT's signature does not verify"]
@@ -355,9 +305,7 @@ def test_tampered_jwt_payload_fails(signed_grant_jwt: str) -> None:
 
 
 def test_tampered_jwt_signature_fails(signed_grant_jwt: str) -> None:
-    head, body, _ = signed_grant_jwt.split(".")
-    forged = head + "." + body + "." + keys.b64url(MALLORY.sign((head + "." + body).encode()))
-    assert not verify_proof(forged).ok
+    assert not verify_proof(forge_jwt_signature(signed_grant_jwt)).ok
 
 
 @pytest.mark.parametrize(

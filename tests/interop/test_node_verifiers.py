@@ -14,33 +14,33 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require
+from credential_samples import (
+    ISSUED,
+    LIST_URL,
+    MALLORY,
+    PATIENT,
+    consent_credential,
+    forge_jwt_signature,
+    grant_credential,
+)
 
 from healthwallet import keys
-from healthwallet.contexts import CONSENT_CONTEXT, GRANT_CONTEXT
 from healthwallet.credentials import issue_credential
-from healthwallet.statuslist import StatusList, status_entry, status_list_credential
+from healthwallet.statuslist import StatusList, status_list_credential
 
 HERE = Path(__file__).resolve().parent
 NODE_DIR = HERE.parent / "node"
 SCRIPT = NODE_DIR / "interop" / "verify-vc.mjs"
 STATUS_CONTEXT = HERE / "status-list-2021-v1.jsonld"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-PATIENT = keys.Identity(bytes(range(32)))
-DOCTOR = keys.Identity(bytes(range(1, 33)))
-RESEARCH = keys.Identity(bytes(range(3, 35)))
-MALLORY = keys.Identity(bytes(range(2, 34)))
-ISSUED = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 VERIFIER_NOW = "2024-03-02T12:00:00Z"  # inside every credential's window
-LIST_URL = "https://status.example.org/healthwallet/1.json"
 REVOKED_INDEX = 3
 
 
@@ -53,65 +53,9 @@ def require_node() -> str:
     for package in ("@digitalbazaar/vc", "did-jwt-vc", "jose", "key-did-resolver"):
         if not (NODE_DIR / "node_modules" / package).is_dir():
             missing.append(f"tests/node/node_modules/{package} (run npm ci in tests/node)")
-    if missing:
-        message = "integration part missing: " + ", ".join(missing)
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require(not missing, ", ".join(missing))
     assert node is not None
     return node
-
-
-def grant(index: int, issuer: keys.Identity = PATIENT) -> dict[str, Any]:
-    return {
-        "@context": copy.deepcopy(GRANT_CONTEXT),
-        "id": "urn:uuid:0b5c1c9e-51f4-4f59-9d53-2d1b3d0f2a11",
-        "type": ["VerifiableCredential", "HealthRecordAccessGrant"],
-        "issuer": issuer.did,
-        "issuanceDate": "2024-03-01T09:00:00Z",
-        "expirationDate": "2024-03-08T09:00:00Z",
-        "credentialSubject": {
-            "id": DOCTOR.did,
-            "purpose": "follow-up of the March results",
-            "records": [
-                {
-                    "id": "3fa2b1c09d8e7f61",
-                    "mediaType": "application/fhir+json",
-                    "commitment": "ab" * 32,
-                },
-                {"id": "00c0ffee00c0ffee", "mediaType": "application/pdf", "commitment": "cd" * 32},
-            ],
-            "envelopeDigest": "ef" * 32,
-            "anchors": [{"root": "12" * 32, "path": ["34" * 32], "receipt": {"block": 7}}],
-        },
-        "credentialStatus": status_entry(LIST_URL, index),
-    }
-
-
-def consent() -> dict[str, Any]:
-    return {
-        "@context": copy.deepcopy(CONSENT_CONTEXT),
-        "id": "urn:uuid:7c2f3b0e-9a41-4d0c-8f7e-0d1c2b3a4f5e",
-        "type": ["VerifiableCredential", "ResearchDataConsent"],
-        "issuer": PATIENT.did,
-        "issuanceDate": "2024-03-01T09:00:00Z",
-        "expirationDate": "2025-03-01T09:00:00Z",
-        "credentialSubject": {
-            "id": RESEARCH.did,
-            "study": "urn:study:cardio-2024",
-            "purpose": "observational cardiology study",
-            "dataCategories": ["Observation", "Condition"],
-            "policy": "safe-harbor",
-            "policyDigest": "56" * 32,
-            "datasetDigest": "78" * 32,
-        },
-        "credentialStatus": status_entry(LIST_URL, 42),
-    }
-
-
-def forge_jwt_signature(token: str) -> str:
-    head, body, _ = token.split(".")
-    return head + "." + body + "." + keys.b64url(MALLORY.sign((head + "." + body).encode()))
 
 
 def change_jwt_payload(token: str) -> str:
@@ -126,31 +70,31 @@ def build_cases() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     status_bits.set(REVOKED_INDEX)
     status_vc = status_list_credential(LIST_URL, status_bits, PATIENT, ISSUED)
 
-    grant_ldp = issue_credential(grant(41), PATIENT, "ldp", ISSUED)
+    grant_ldp = issue_credential(grant_credential(), PATIENT, "ldp", ISSUED)
     tampered = copy.deepcopy(grant_ldp)
     tampered["credentialSubject"]["records"][0]["commitment"] = "00" * 32
     undefined = copy.deepcopy(grant_ldp)
     undefined["credentialSubject"]["note"] = "a term no context defines"
-    by_mallory = issue_credential(grant(41, MALLORY), MALLORY, "ldp", ISSUED)
+    by_mallory = issue_credential(grant_credential(MALLORY), MALLORY, "ldp", ISSUED)
     by_mallory["issuer"] = PATIENT.did
-    grant_jwt = issue_credential(grant(41), PATIENT, "jwt", ISSUED)
+    grant_jwt = issue_credential(grant_credential(), PATIENT, "jwt", ISSUED)
 
     cases = [
         ("grant-ldp", "ldp", grant_ldp),
         (
             "grant-ldp-revoked",
             "ldp",
-            issue_credential(grant(REVOKED_INDEX), PATIENT, "ldp", ISSUED),
+            issue_credential(grant_credential(index=REVOKED_INDEX), PATIENT, "ldp", ISSUED),
         ),
         ("grant-ldp-tampered", "ldp", tampered),
         ("grant-ldp-issuer-swapped", "ldp", by_mallory),
         ("grant-ldp-undefined-term", "ldp", undefined),
-        ("consent-ldp", "ldp", issue_credential(consent(), PATIENT, "ldp", ISSUED)),
+        ("consent-ldp", "ldp", issue_credential(consent_credential(), PATIENT, "ldp", ISSUED)),
         ("status-list-ldp", "ldp", status_vc),
         ("grant-jwt", "jwt", grant_jwt),
         ("grant-jwt-tampered", "jwt", change_jwt_payload(grant_jwt)),
         ("grant-jwt-forged", "jwt", forge_jwt_signature(grant_jwt)),
-        ("consent-jwt", "jwt", issue_credential(consent(), PATIENT, "jwt", ISSUED)),
+        ("consent-jwt", "jwt", issue_credential(consent_credential(), PATIENT, "jwt", ISSUED)),
     ]
     request_cases = [{"name": n, "format": f, "credential": c} for n, f, c in cases]
     return request_cases, {LIST_URL: status_vc}
