@@ -22,6 +22,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "deid"))
@@ -32,7 +33,7 @@ from synth import make_patient  # noqa: E402
 
 from healthwallet import research, shares  # noqa: E402
 from healthwallet.deid import load_policy  # noqa: E402
-from healthwallet.issued import IssuedGrants  # noqa: E402
+from healthwallet.issued import IssuedGrants, Reservation  # noqa: E402
 from healthwallet.keys import Identity  # noqa: E402
 
 RESEARCH = Identity(hashlib.sha256(b"bench-research").digest())
@@ -67,23 +68,30 @@ def main() -> None:
     registry = IssuedGrants(work / "p0", identity)
     reservation = registry.reserve(RESEARCH.did, EXPIRES)
 
-    def deid_only() -> None:
-        shares.prepare_dataset(record, policy, keys, now=NOW)
-
-    def full_share() -> None:
-        dataset = shares.prepare_dataset(record, policy, keys, now=NOW)
+    def issue(out: BinaryIO, patient: Identity, dataset: shares.Dataset, slot: Reservation) -> None:
         shares.issue_share(
-            io.BytesIO(),
-            identity,
+            out,
+            patient,
             RESEARCH.did,
             dataset,
             study=STUDY,
             purpose="bench",
             policy=policy,
             expires=EXPIRES,
-            credential_status=reservation.entry,
+            credential_status=slot.entry,
             now=NOW,
-            share_id=reservation.grant_id,
+            share_id=slot.grant_id,
+        )
+
+    def deid_only() -> None:
+        shares.prepare_dataset(record, policy, keys, now=NOW)
+
+    def full_share() -> None:
+        issue(
+            io.BytesIO(),
+            identity,
+            shares.prepare_dataset(record, policy, keys, now=NOW),
+            reservation,
         )
 
     full_share()  # warm up didkit
@@ -105,19 +113,7 @@ def main() -> None:
         )
         path = work / f"p{number}.hwshare"
         with path.open("wb") as out:
-            shares.issue_share(
-                out,
-                patient,
-                RESEARCH.did,
-                dataset,
-                study=STUDY,
-                purpose="bench",
-                policy=policy,
-                expires=EXPIRES,
-                credential_status=slot.entry,
-                now=NOW,
-                share_id=slot.grant_id,
-            )
+            issue(out, patient, dataset, slot)
         reg.confirm_consent(slot, STUDY)
         files.append(path)
     runs = iter(range(10**6))
