@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import repo_guard
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -19,6 +20,16 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Cheap Argon2id for the suite; honoured only while PYTEST_CURRENT_TEST is set
 # (see healthwallet/keystore.py). One test still runs the real cost.
 os.environ["HEALTHWALLET_TEST_INSECURE_KDF"] = "1"
+
+repo_guard.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when any test read a path beside the checkout (see tests/repo_guard.py)."""
+    if repo_guard.outside_reads:
+        listing = "\n  ".join(sorted(set(repo_guard.outside_reads)))
+        print(f"\nERROR: tests read outside the repository:\n  {listing}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def require(condition: bool, what: str) -> None:

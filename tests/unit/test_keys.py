@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from healthwallet import keys
 from healthwallet.errors import UsageError
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "did-key"
+# W3C CCG did-method-key test vectors, kept in the repository (see tests/vectors/did-key/README.md).
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "did-key"
 ED_VECTORS = json.loads((VECTORS / "did-method-key_ed25519-x25519.json").read_text())
 
 
