@@ -98,12 +98,14 @@ def cmd_export(
     stderr_console().print(PHRASE_WARNING)
 
     def human(out: Console) -> None:
+        # stdout holds the phrase and nothing else, so `key export --phrase > phrase.txt`
+        # reads back with --phrase-file as it is; the DID is a note on stderr.
         listed = words.split()
         for row in range(6):
             out.print(
                 "  ".join(f"{row * 4 + col + 1:>2}. {listed[row * 4 + col]:<9}" for col in range(4))
             )
-        out.print(f"DID: {wallet.did}")
+        stderr_console().print(f"DID: {wallet.did}")
 
     emit(as_json, {"phrase": words, "did": wallet.did}, human)
 

@@ -93,8 +93,8 @@ def test_human_export_warns_first_and_its_printout_restores(wallet: Cli, tmp_pat
     phrase = _phrase(wallet).split()
     shown = [t for t in result.out.split() if t in WORDS]
     assert shown[:24] == phrase
-    # stderr holds the warning and nothing else: not a word of the phrase
-    assert result.err == PHRASE_WARNING + "\n"
+    # stderr holds the warning and the DID, not a word of the phrase
+    assert result.err == PHRASE_WARNING + "\n" + f"DID: {wallet.ok('id').out.strip()}\n"
     printout = tmp_path / "paper.txt"
     printout.write_text("\n".join(result.out.splitlines()[:6]))  # the six numbered rows
     other = Cli(tmp_path / "b", dict(wallet.env, HEALTHWALLET_HOME=str(tmp_path / "b")))
@@ -201,3 +201,25 @@ def test_seed_from_phrase_errors_are_usage_errors() -> None:
         seed_from_phrase("")
     with pytest.raises(ValueError):
         phrase_from_seed(b"short")
+
+
+def test_documented_export_redirected_to_a_file_reads_back_byte_for_byte(
+    wallet: Cli, tmp_path: Path
+) -> None:
+    """docs/cli.md: `key export --phrase > phrase.txt`, then `init`/`restore --phrase-file`."""
+    did = wallet.ok("id").out.strip()
+    phrase_file = tmp_path / "phrase.txt"
+    with phrase_file.open("wb") as stdout:
+        proc = subprocess.run([sys.executable, "-m", "healthwallet", "key", "export", "--phrase"],
+                              stdout=stdout, stderr=subprocess.PIPE, env=wallet.env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert b"DID:" not in phrase_file.read_bytes() and f"DID: {did}".encode() in proc.stderr
+    backup = tmp_path / "wallet.hwbackup"
+    wallet.ok("backup", "--out", backup)
+
+    fresh = Cli(tmp_path / "new", dict(wallet.env, HEALTHWALLET_HOME=str(tmp_path / "new")))
+    assert fresh.ok("init", "--phrase-file", phrase_file, "--keystore", "file",
+                    "--json").json()["did"] == did
+    restored = Cli(tmp_path / "r", dict(wallet.env, HEALTHWALLET_HOME=str(tmp_path / "r")))
+    restored.ok("restore", backup, "--phrase-file", phrase_file, "--keystore", "file")
+    assert restored.ok("id").out.strip() == did
