@@ -147,7 +147,7 @@ class AuditLog:
                 except (ValueError, KeyError, TypeError):
                     raise BadInputError(
                         "the audit log's last entry is damaged",
-                        "run `healthwallet audit verify` to find the first bad entry",
+                        "run `healthwallet log`: it names the first entry that does not verify",
                     ) from None
             time = self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             digest = entry_hash(seq, time, event, clean, prev)

@@ -1136,7 +1136,7 @@ def issue_grant(
                 if size != record.size:
                     raise VerificationError(
                         f"record {record.id}: content does not match its commitment",
-                        "run `healthwallet record verify` on it",
+                        "run `healthwallet doctor`: it checks every record against its commitment",
                     )
         finally:
             worker.finish()
@@ -1144,7 +1144,7 @@ def issue_grant(
             if commitment.hexdigest() != record.commitment:
                 raise VerificationError(
                     f"record {record.id}: content does not match its commitment",
-                    "run `healthwallet record verify` on it",
+                    "run `healthwallet doctor`: it checks every record against its commitment",
                 )
         envelope_digest = digest.hexdigest()
         credential = {

@@ -329,7 +329,7 @@ class IssuedGrants:
             ).fetchone()
             if row is None:
                 raise NotFoundError(
-                    f"no issued grant {grant_id}", "list your grants with `healthwallet grant list`"
+                    f"no issued grant {grant_id}", "list your grants with `healthwallet grants`"
                 )
             list_no, list_url, index, already = int(row[0]), str(row[1]), int(row[2]), bool(row[3])
             consent = (

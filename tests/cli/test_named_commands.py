@@ -1,0 +1,109 @@
+"""Hints that don't lie: every command named in an error/hint, the docs or the README exists.
+
+Collects each `healthwallet …` command line written in backticks in the package's source (where
+`error:`/`hint:` texts live), in docs/*.md and in README.md, and in `$ healthwallet …` example
+lines, resolves it against the real command tree, and runs its `--help`. A hint once told users
+to run `healthwallet grant list`, which does not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+
+from healthwallet.cli import _app
+
+ROOT = Path(__file__).resolve().parents[2]
+_BACKTICKED = re.compile(r"`healthwallet ([^`]*)`")
+_EXAMPLE = re.compile(r"^\$ healthwallet (.*)$", re.MULTILINE)
+_BARE_WORD = re.compile(r"^[a-z]+$")
+
+
+def _named_commands() -> dict[str, str]:
+    """Each command line named anywhere, mapped to one place that names it."""
+    found: dict[str, str] = {}
+    sources = [*sorted((ROOT / "healthwallet").rglob("*.py")), *sorted((ROOT / "docs").rglob("*.md")),
+               ROOT / "README.md"]
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        for pattern in (_BACKTICKED, _EXAMPLE):
+            for match in pattern.finditer(text):
+                line = match.group(1).strip()
+                if line:
+                    found.setdefault(line, f"{source.relative_to(ROOT)}")
+    return found
+
+
+def _root_command() -> Any:
+    """The click command tree (typer vendors click, so it is duck-typed here)."""
+    _app._register([])  # attach every command module
+    command = typer.main.get_command(_app.app)
+    assert hasattr(command, "commands")
+    return command
+
+
+def _resolve(root: Any, line: str) -> tuple[list[str], str | None]:
+    """The command path a line names, and a complaint if it names something that is not there."""
+    path: list[str] = []
+    command = root
+    words = []
+    for word in line.split()[:3]:
+        if word.startswith("-"):
+            break  # options (and their values) follow the command path
+        words.append(word)
+    for word in words:
+        if hasattr(command, "commands"):
+            sub = command.commands.get(word)
+            if sub is None:
+                if path and not _BARE_WORD.match(word):
+                    break
+                return path, f"no command {' '.join([*path, word])!r}"
+            path.append(word)
+            command = sub
+            continue
+        # A leaf command: a bare lower-case word right after it reads as a subcommand that
+        # does not exist (`grant list`), unless the command takes a free-text argument.
+        takes_words = any(p.param_type_name == "argument" and p.name in _WORD_ARGUMENTS
+                          for p in command.params)
+        if _BARE_WORD.match(word) and not takes_words:
+            return path, f"{' '.join(path)!r} has no subcommand {word!r}"
+        break
+    return path, None
+
+
+# Positional arguments that take a plain word (a setting name, a ledger name, a study id …).
+_WORD_ARGUMENTS = {"key", "name", "value", "ledger", "study", "kind", "setting"}
+
+NAMED = _named_commands()
+
+
+def test_the_collection_finds_the_commands_people_are_told_to_run() -> None:
+    assert len(NAMED) > 30
+    assert any(line.startswith("record add") for line in NAMED)
+
+
+def test_every_named_command_exists() -> None:
+    root = _root_command()
+    complaints = []
+    for line, where in sorted(NAMED.items()):
+        _path, complaint = _resolve(root, line)
+        if complaint:
+            complaints.append(f"{where} names `healthwallet {line}`: {complaint}")
+    assert not complaints, "\n".join(complaints)
+
+
+def _named_paths() -> list[str]:
+    root = _root_command()
+    return sorted({" ".join(_resolve(root, line)[0]) for line in NAMED} - {""})
+
+
+@pytest.mark.parametrize("path", _named_paths())
+def test_the_help_of_every_named_command_runs(
+    path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _app.run_app([*path.split(), "--help"]) == 0, path
+    assert f"Usage: healthwallet {path}" in capsys.readouterr().out
