@@ -36,6 +36,7 @@ from .errors import (
     VerificationError,
 )
 from .fsutil import ensure_private_dir, exclusive_lock, fsync_dir, open_private, storage_error
+from .idprefix import resolve_id
 from .stream import RandomBytes
 from .wallet import Clock, utc_now
 
@@ -472,22 +473,19 @@ class Vault:
 
     def resolve_id(self, record_id: str) -> str:
         """The full id for an id or a unique prefix of at least 4 characters."""
-        record_id = record_id.strip().lower()
+        typed = record_id.strip().lower()
         db = self._connect()
-        if db.execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone():
-            return record_id
-        if len(record_id) >= 4 and all(c in "0123456789abcdef" for c in record_id):
-            matches = [
-                r[0]
-                for r in db.execute(
-                    "SELECT id FROM records WHERE id LIKE ? LIMIT 2", (record_id + "%",)
-                )
+        if db.execute("SELECT 1 FROM records WHERE id=?", (typed,)).fetchone():
+            return typed
+        bare = typed.removeprefix("urn:uuid:")
+        candidates: list[str] = []
+        if bare and all(c in "0123456789abcdef" for c in bare):
+            # Only the ids that start with the prefix are read.
+            candidates = [
+                str(r[0])
+                for r in db.execute("SELECT id FROM records WHERE id LIKE ?", (bare + "%",))
             ]
-            if len(matches) == 1:
-                return str(matches[0])
-            if len(matches) > 1:
-                raise UsageError("that record id prefix is ambiguous", "give more characters")
-        raise NotFoundError("no such record", "list records with `healthwallet record list`")
+        return resolve_id(typed, candidates, kind="record", list_command="record list")
 
     def _fetch(self, record_id: str) -> tuple[str, bytes, bytes]:
         """(full id, wrapped key, sealed metadata) of a record, as stored."""

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import BadInputError, NotFoundError, UsageError, VerificationError
+from ..idprefix import resolve_id
 from ..keys import ed25519_from_did
 from ..timeutil import parse_expiry, parse_instant
 from ..vault import Record, Vault
@@ -243,7 +244,10 @@ def cmd_grants(as_json: JsonOption = False) -> None:
 
 
 def cmd_revoke(
-    grant_id: Annotated[str, typer.Argument(help="The grant id (urn:uuid:… or the bare uuid).")],
+    grant_id: Annotated[
+        str,
+        typer.Argument(help="The grant id: urn:uuid:…, the bare uuid, or a unique prefix of it."),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a grant (or a research consent): set its bit in your signed status list."""
@@ -264,14 +268,9 @@ def cmd_revoke(
 
 
 def _revoke_any(wallet: Wallet, grant_id: str) -> dict[str, Any]:
-    normalized = grant_id if grant_id.startswith("urn:uuid:") else f"urn:uuid:{grant_id}"
     issued = issued_grants(wallet)
-    try:
-        return dict(issued.revoke(normalized))
-    except NotFoundError:
-        if normalized != grant_id:
-            return dict(issued.revoke(grant_id))
-        raise
+    ids = [grant["grant_id"] for grant in issued.list_grants()]
+    return dict(issued.revoke(resolve_id(grant_id, ids, kind="grant", list_command="grants")))
 
 
 @status_app.command("publish")

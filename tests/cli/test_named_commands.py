@@ -33,7 +33,7 @@ def _named_commands() -> dict[str, str]:
         for pattern in (_BACKTICKED, _EXAMPLE):
             for match in pattern.finditer(text):
                 line = match.group(1).strip()
-                if line:
+                if line and not line.startswith("{"):  # an f-string placeholder, not a name
                     found.setdefault(line, f"{source.relative_to(ROOT)}")
     return found
 
