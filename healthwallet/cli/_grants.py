@@ -414,24 +414,55 @@ def cmd_verify(
     check_ledger: Annotated[
         bool, typer.Option("--check-ledger", help="Also ask the ledger about each anchor.")
     ] = False,
+    recipient: Annotated[
+        str | None,
+        typer.Option(
+            "--recipient",
+            metavar="DID",
+            help="Check that the grant is addressed to this DID (default: your wallet's DID).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check a grant: proof, validity, envelope, revocation, recipient (with a wallet), anchors."""
+    """Check a grant: proof, validity, envelope, revocation, recipient, anchors.
+
+    Example: healthwallet verify knee.hwgrant --recipient did:key:z6Mk…
+    """
     from ..grants import verify_grant
 
     moment = parse_instant(at, "--at") if at else None
-    my_did = read_info(home()).did if wallet_exists(home()) else None
+    if recipient is not None:
+        # A malformed DID is a usage error, not a failed check.
+        if recipient.startswith("did:web:"):
+            from ..didweb import document_url
+
+            document_url(recipient)
+        else:
+            ed25519_from_did(recipient)
+        my_did: str | None = recipient
+    else:
+        my_did = read_info(home()).did if wallet_exists(home()) else None
     with _open_grant_file(grant_file) as handle:
         verdict = verify_grant(
             handle,
             recipient_did=my_did,
-            also_me=_my_did_web(home()) if my_did else (),
+            also_me=_my_did_web(home()) if my_did and recipient is None else (),
             status_source=status_list,
             at=moment,
             skew=_skew(),
             anchor_verifier_for=_ledger_verifier if check_ledger else None,
         )
-    emit(as_json, verdict.to_json(), lambda c: render_verdict(c, verdict))
+    payload = dict(verdict.to_json(), recipient_checked=my_did is not None)
+
+    def human(console: Console) -> None:
+        render_verdict(console, verdict)
+        if my_did is None:
+            console.print(
+                "  ! recipient  NOT CHECKED: no wallet here, so nothing says this grant is for"
+                " you; pass --recipient DID"
+            )
+
+    emit(as_json, payload, human)
     if not verdict.valid:
         raise typer.Exit(1)
 
