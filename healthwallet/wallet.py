@@ -69,6 +69,14 @@ def resolve_home(flag: str | Path | None = None, environ: dict[str, str] | None 
     return default_home()
 
 
+def home_source(flag: str | Path | None = None, environ: dict[str, str] | None = None) -> str:
+    """Where ``resolve_home`` took the home from: "--home", "$HEALTHWALLET_HOME" or "default"."""
+    env = os.environ if environ is None else environ
+    if flag:
+        return "--home"
+    return f"${HOME_ENV}" if env.get(HOME_ENV) else "default"
+
+
 @dataclass(frozen=True)
 class WalletInfo:
     """The public facts of a wallet, kept in plaintext in wallet.json (no secrets)."""
@@ -93,7 +101,8 @@ def read_info(home: Path) -> WalletInfo:
         raw = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise NotFoundError(
-            "no wallet here", "create one with `healthwallet init`, or point --home at yours"
+            f"no wallet in {home}",
+            "create one with `healthwallet init`, or point --home (or $HEALTHWALLET_HOME) at yours",
         ) from None
     except (OSError, ValueError):
         raise UsageError("the wallet file is damaged", "restore the wallet from a backup") from None

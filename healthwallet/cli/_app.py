@@ -65,6 +65,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "init": "_wallet_cmds",
     "id": "_wallet_cmds",
     "doctor": "_wallet_cmds",
+    "where": "_wallet_cmds",
     "config": "_wallet_cmds",
     "record": "_records",
     "anchor": "_anchor",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -13,7 +13,7 @@ from rich.table import Table
 from ..errors import UsageError
 from ..vault import Vault
 from ..wallet import init_wallet, read_config, set_config
-from ._common import JsonOption, emit, home, passphrase_source, unlock
+from ._common import STATE, JsonOption, emit, home, passphrase_source, unlock
 from ._keys import PhraseFileOption, read_phrase
 
 
@@ -105,6 +105,41 @@ def cmd_id(
         raise typer.Exit(1)
 
 
+def cmd_where(as_json: JsonOption = False) -> None:
+    """Show the active wallet home, where that choice came from, and where the key is kept.
+
+    Example: healthwallet where --json
+    """
+    from ..keystore import KEYRING_SERVICE, KEYSTORE_FILE
+    from ..wallet import home_source, read_info, wallet_exists
+
+    active = home()
+    payload: dict[str, Any] = {
+        "home": str(active),
+        "home_from": home_source(STATE.home_flag),
+        "wallet": wallet_exists(active),
+    }
+    if payload["wallet"]:
+        info = read_info(active)
+        payload["did"] = info.did
+        payload["keystore"] = info.keystore
+        payload["key_location"] = (
+            str(active / KEYSTORE_FILE)
+            if info.keystore == "file"
+            else f"OS keyring, service {KEYRING_SERVICE!r}, user {info.wallet_id!r}"
+        )
+
+    def human(out: Console) -> None:
+        out.print(f"home      {payload['home']}  (from {payload['home_from']})")
+        if not payload["wallet"]:
+            out.print("wallet    none here: create one with `healthwallet init`")
+            return
+        out.print(f"DID       {payload['did']}")
+        out.print(f"keystore  {payload['keystore']}: {payload['key_location']}")
+
+    emit(as_json, payload, human)
+
+
 def cmd_doctor(as_json: JsonOption = False) -> None:
     """Check the keystore, the index, and that every record decrypts and matches its commitment."""
     wallet = unlock()
@@ -170,4 +205,5 @@ def register(app: typer.Typer) -> None:
     app.command("init")(cmd_init)
     app.command("id")(cmd_id)
     app.command("doctor")(cmd_doctor)
+    app.command("where")(cmd_where)
     app.add_typer(config_app, name="config")

@@ -102,11 +102,28 @@ def test_home_flag_beats_env_and_default_home_is_platform_data_dir(cli: Cli, tmp
     assert (Path(env["XDG_DATA_HOME"]) / "healthwallet" / "wallet.json").exists()
 
 
-def test_missing_wallet_is_not_found(cli: Cli) -> None:
+def test_missing_wallet_is_not_found_and_names_the_path_it_looked_in(cli: Cli) -> None:
     result = cli("id")
     assert result.code == 3
-    assert result.err.startswith("error: no wallet here")
+    assert result.err.startswith(f"error: no wallet in {cli.home}\n")
     assert "healthwallet init" in result.err
+
+
+def test_where_prints_the_active_home_its_source_and_the_keystore(cli: Cli, tmp_path: Path) -> None:
+    before = cli.ok("where", "--json").json()
+    assert before == {"home": str(cli.home), "home_from": "$HEALTHWALLET_HOME", "wallet": False}
+    assert "none here" in cli.ok("where").out
+    cli.ok("init", "--keystore", "file")
+    after = cli.ok("where", "--json").json()
+    assert after["wallet"] is True and after["keystore"] == "file"
+    assert after["key_location"] == str(cli.home / "identity.key")
+    assert after["did"] == cli.ok("id").out.strip()
+    other = tmp_path / "elsewhere"
+    flagged = cli.ok("where", "--home", other, "--json").json()
+    assert flagged["home"] == str(other) and flagged["home_from"] == "--home"
+    human = cli.ok("where").out
+    assert f"home      {cli.home}  (from $HEALTHWALLET_HOME)" in human
+    assert "keystore  file: " in human
 
 
 def test_usage_errors_are_one_line_exit_2(wallet: Cli) -> None:
