@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from .errors import UsageError
 
+_DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 _DURATION = re.compile(r"^\s*(\d{1,9})\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -32,13 +33,34 @@ def parse_instant(text: str, what: str = "a time") -> datetime:
     return moment
 
 
-def parse_expiry(text: str, now: datetime, max_days: int) -> datetime:
-    """When a grant or consent ends: a duration from ``now`` or an instant.
+def is_date_only(text: str) -> bool:
+    """True for a calendar date with no time (`2026-12-20`), which means the end of that day."""
+    return _DATE_ONLY.match(text) is not None
+
+
+def end_of_day(text: str, zone: tzinfo | None = None) -> datetime:
+    """The last second of the date ``text`` in ``zone`` (default: this machine's time zone)."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError("--expires is not a valid date", "write it like 2026-12-20") from None
+    moment = datetime.combine(day, time(23, 59, 59))
+    return moment.replace(tzinfo=zone) if zone is not None else moment.astimezone()
+
+
+def parse_expiry(text: str, now: datetime, max_days: int, zone: tzinfo | None = None) -> datetime:
+    """When a grant or consent ends: a duration from ``now``, an instant, or a date alone
+    (the end of that day in ``zone``, by default this machine's time zone).
 
     Refuses (UsageError) an expiry that is not in the future or is more than ``max_days`` away.
     """
     duration = parse_duration(text)
-    expires = now + duration if duration is not None else parse_instant(text, "--expires")
+    if duration is not None:
+        expires = now + duration
+    elif is_date_only(text):
+        expires = end_of_day(text, zone)
+    else:
+        expires = parse_instant(text, "--expires")
     if expires <= now:
         raise UsageError("the expiry is not in the future", "give e.g. --expires 7d")
     if expires - now > timedelta(days=max_days):

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
@@ -137,3 +138,15 @@ def write_binary_out(out: str, write: Callable[[BinaryIO], object], what: str) -
     with atomic_writer(target, what) as handle:
         write(handle)
     return str(target)
+
+
+def note_date_expiry(text: str | None, expiry: datetime) -> None:
+    """Say on stderr what a date-only --expires was taken to mean (the end of that local day)."""
+    from ..timeutil import is_date_only
+
+    if text is not None and is_date_only(text):
+        local = expiry.astimezone()
+        stderr_console().print(
+            f"note: --expires {text.strip()} means the end of that day in your time zone: "
+            f"{local.strftime('%Y-%m-%d %H:%M:%S %z')} ({local.tzname()})"
+        )

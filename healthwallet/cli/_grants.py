@@ -22,6 +22,7 @@ from ._common import (
     JsonOption,
     emit,
     home,
+    note_date_expiry,
     note_local_status_list,
     unlock,
     write_binary_out,
@@ -126,7 +127,12 @@ def cmd_grant(
         ),
     ],
     expires: Annotated[
-        str, typer.Option("--expires", help="Duration (90s, 24h, 7d, 2w) or ISO 8601 date-time.")
+        str,
+        typer.Option(
+            "--expires",
+            help="Duration (90s, 24h, 7d, 2w), a date (the end of that day, your time zone) "
+            "or an ISO 8601 date-time.",
+        ),
     ],
     out: Annotated[str, typer.Option("--out", "-o", help="Grant file to write, or - for stdout.")],
     record_ids: Annotated[
@@ -160,6 +166,7 @@ def cmd_grant(
     config = read_config(wallet.home)
     now = utc_now()
     expiry = parse_expiry(expires, now, int(config["max-expiry-days"]))
+    note_date_expiry(expires, expiry)
     if doctor_did in (wallet.did, config["did-web"]):
         raise UsageError("a grant to yourself is pointless", "give the doctor's DID")
     # A did:web names its keys in a document on the web: fetch it before reading any record.

@@ -17,7 +17,14 @@ from ..keys import Identity, ed25519_from_did
 from ..timeutil import parse_expiry
 from ..vault import RECORD_TYPES, Record, Vault
 from ..wallet import Wallet, read_config, utc_now
-from ._common import JsonOption, emit, note_local_status_list, unlock, write_binary_out
+from ._common import (
+    JsonOption,
+    emit,
+    note_date_expiry,
+    note_local_status_list,
+    unlock,
+    write_binary_out,
+)
 
 if TYPE_CHECKING:
     from ..deid import Policy
@@ -126,7 +133,11 @@ def cmd_share(
     ] = "safe-harbor",
     expires: Annotated[
         str | None,
-        typer.Option("--expires", help="Consent expiry: duration (90d, 2w) or ISO 8601 time."),
+        typer.Option(
+            "--expires",
+            help="Consent expiry: duration (90d, 2w), a date (end of that day, your time "
+            "zone) or an ISO 8601 time.",
+        ),
     ] = None,
     purpose: Annotated[
         str, typer.Option("--purpose", help="What the research group may use the data for.")
@@ -155,6 +166,7 @@ def cmd_share(
     now = utc_now()
     max_days = int(config["max-expiry-days"])
     expiry = parse_expiry(expires or f"{min(DEFAULT_EXPIRY_DAYS, max_days)}d", now, max_days)
+    note_date_expiry(expires, expiry)
     vault = Vault(wallet.home, wallet.identity.vault_key)
     try:
         records = _select(vault, record_ids or [], record_type, tag)

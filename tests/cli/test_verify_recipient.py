@@ -45,3 +45,23 @@ def test_recipient_option_checks_the_grant_is_for_that_did(grant, wallet: Cli) -
     assert wrong.code == 1 and wrong.json()["valid"] is False
     bad = nobody("verify", grant_file, "--recipient", "did:key:not-a-key")
     assert bad.code == 2 and bad.err.startswith("error: ")
+
+
+def test_expires_as_a_date_means_the_end_of_that_day_and_says_so(tmp_path: Path,
+                                                                 wallet: Cli) -> None:
+    from datetime import UTC, date, datetime, timedelta
+
+    labs = tmp_path / "labs.json"
+    labs.write_text(json.dumps(fhir_bundle()))
+    wallet.ok("record", "add", labs, "--tag", "t")
+    day = date.today() + timedelta(days=3)
+    doctor = Cli(tmp_path / "doc", dict(wallet.env, HEALTHWALLET_HOME=str(tmp_path / "doc")))
+    doctor.ok("init", "--keystore", "file")
+    result = wallet("grant", doctor.ok("id").out.strip(), "--tag", "t", "--expires", day.isoformat(),
+                    "--out", tmp_path / "g.hwgrant", "--json", env={"TZ": "EST5"})
+    assert result.code == 0, result
+    end_of_day_new_york = datetime(day.year, day.month, day.day, 23, 59, 59) + timedelta(hours=5)
+    expires = datetime.fromisoformat(result.json()["expires"].replace("Z", "+00:00"))
+    assert expires == end_of_day_new_york.replace(tzinfo=UTC)
+    assert (f"note: --expires {day.isoformat()} means the end of that day in your time zone: "
+            f"{day.isoformat()} 23:59:59 -0500") in result.err
