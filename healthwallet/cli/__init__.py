@@ -16,7 +16,7 @@ from healthwallet import __version__
 
 # Options that apply to every command and may be written anywhere on the line.
 _GLOBAL_VALUE_OPTIONS = ("--home", "--passphrase-file")
-_GLOBAL_FLAGS = ("--debug",)
+_GLOBAL_FLAGS = ("--debug", "--allow-weak-passphrase")
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:

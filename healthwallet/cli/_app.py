@@ -49,6 +49,13 @@ def _global(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
+    allow_weak_passphrase: Annotated[
+        bool,
+        typer.Option(
+            "--allow-weak-passphrase",
+            help="Accept a new keystore passphrase that is easy to guess (not recommended).",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version."),
@@ -58,6 +65,7 @@ def _global(
     STATE.home_flag = home
     STATE.passphrase_file = passphrase_file
     STATE.debug = debug
+    STATE.allow_weak_passphrase = allow_weak_passphrase
 
 
 # Which module defines each top-level command, so a run imports only what it needs.

@@ -34,6 +34,7 @@ class GlobalState:
     home_flag: str | None = None
     passphrase_file: Path | None = None
     debug: bool = False
+    allow_weak_passphrase: bool = False  # set by --allow-weak-passphrase where a key is sealed
 
 
 STATE = GlobalState()
@@ -91,9 +92,30 @@ def passphrase_source() -> PassphraseSource:
             )
         if not value:
             raise KeystoreError("the passphrase is empty", "choose a passphrase of a few words")
+        if new:
+            _refuse_weak_passphrase(value)
         return value
 
     return get
+
+
+def _refuse_weak_passphrase(value: str) -> None:
+    """Refuse a trivially guessable new passphrase unless the user confirms it explicitly."""
+    from ..passphrase_strength import estimate
+
+    strength = estimate(value, ["healthwallet", "wallet", "health", "passphrase"])
+    if not strength.weak or STATE.allow_weak_passphrase:
+        return
+    why = strength.warning or "it would be guessed quickly by anyone who copies identity.key"
+    if sys.stdin.isatty():
+        sys.stderr.write(f"warning: this passphrase is easy to guess ({why})\n")
+        answer = input("Use it anyway? Type 'yes' to confirm: ")
+        if answer.strip().lower() == "yes":
+            return
+    raise UsageError(
+        f"the passphrase is too easy to guess ({why})",
+        "choose four or more random words, or confirm with --allow-weak-passphrase",
+    )
 
 
 def unlock() -> Wallet:

@@ -51,6 +51,9 @@ def cmd_init(
         where = "OS keyring" if wallet.info.keystore == "keyring" else "passphrase-protected file"
         out.print(f"Identity key: stored in the {where}")
         out.print(f"Your DID: {wallet.did}")
+        out.print("Next, so that nothing is lost if this machine is:")
+        out.print("  write down your recovery phrase:  healthwallet key export --phrase")
+        out.print("  keep an encrypted backup:         healthwallet backup --out wallet.hwbackup")
 
     emit(as_json, payload, human)
 

@@ -99,7 +99,7 @@ def test_grant_carries_proofs_and_verify_checks_the_ledger(wallet: Cli, tmp_path
         wallet.ok("anchor", env=env)
         node.mine(3)
         doctor_env = dict(base_env(tmp_path), HEALTHWALLET_HOME=str(tmp_path / "doctor"),
-                          HEALTHWALLET_PASSPHRASE="doctor")
+                          HEALTHWALLET_PASSPHRASE="doctor passphrase")
         doctor = Cli(tmp_path / "doctor", doctor_env)
         doctor.ok("init", "--keystore", "file")
         doctor.ok("config", "set", "ethereum.rpc-url", node.url)

@@ -400,7 +400,7 @@ def test_research_pseudonyms_survive_a_key_rotation(wallet: Cli, tmp_path: Path)
     from conftest import base_env
 
     research = Cli(tmp_path / "research", dict(base_env(tmp_path),
-                   HEALTHWALLET_HOME=str(tmp_path / "research"), HEALTHWALLET_PASSPHRASE="r"))
+                   HEALTHWALLET_HOME=str(tmp_path / "research"), HEALTHWALLET_PASSPHRASE="research group passphrase"))
     research.ok("init", "--keystore", "file")
     group = research.ok("id").out.strip()
     patient = tmp_path / "patient.json"
