@@ -22,6 +22,7 @@ from .keystore import (
     ask_once,
     system_keyring,
 )
+from .settings import check_setting
 from .stream import RandomBytes
 
 WALLET_FILE = "wallet.json"
@@ -227,10 +228,6 @@ def read_config(home: Path) -> dict[str, str]:
     return config
 
 
-_POSITIVE_INT_SETTINGS = ("max-expiry-days", "ethereum.confirmations")
-_OPTIONAL_INT_SETTINGS = ("clock-skew-seconds", "ethereum.chain-id")
-
-
 def _is_plugin_setting(key: str) -> bool:
     """`NAME.setting` keys belong to a ledger backend, including third-party ones."""
     name, dot, setting = key.partition(".")
@@ -239,18 +236,11 @@ def _is_plugin_setting(key: str) -> bool:
 
 def set_config(home: Path, key: str, value: str) -> dict[str, str]:
     """Change one setting; UsageError for an unknown key."""
-    if key in _POSITIVE_INT_SETTINGS and not (value.isdigit() and int(value) > 0):
-        raise UsageError(f"{key} takes a whole number above 0", f"e.g. {CONFIG_DEFAULTS[key] or 1}")
-    if key in _OPTIONAL_INT_SETTINGS and value and not value.isdigit():
-        raise UsageError(f"{key} takes a whole number", "e.g. 31337 for a local Anvil node")
-    if key == "did-web" and value:
-        from .didweb import document_url
-
-        document_url(value)  # UsageError (exit 2) unless a well-formed did:web
     if key not in CONFIG_DEFAULTS and not _is_plugin_setting(key):
         raise UsageError(
             f"unknown setting {key!r}", "known settings: " + ", ".join(sorted(CONFIG_DEFAULTS))
         )
+    check_setting(key, value)
     ensure_private_dir(home)
     stored: dict[str, str] = {}
     try:

@@ -1,0 +1,85 @@
+"""What each `config set` value must be, checked when it is set rather than when it is used."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import UsageError
+
+# Whole-number settings: (smallest, largest) accepted. The upper bounds keep later date and
+# block arithmetic in range (a 10^15-day expiry would overflow datetime when a grant is made).
+_RANGES: dict[str, tuple[int, int]] = {
+    "max-expiry-days": (1, 3650),
+    "clock-skew-seconds": (0, 86400),
+    "ethereum.confirmations": (1, 1000),
+    "ethereum.chain-id": (1, 2**53 - 1),
+}
+_MAX_VALUE = 2048
+_URL_MAX = 2000
+
+
+def _whole_number(key: str, value: str) -> None:
+    low, high = _RANGES[key]
+    # ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() may refuse or read.
+    if not (value.isascii() and value.isdigit() and low <= int(value) <= high):
+        raise UsageError(
+            f"{key} takes a whole number from {low} to {high}",
+            f"e.g. `healthwallet config set {key} {max(low, 1)}`",
+        )
+
+
+def _http_url(key: str, value: str) -> None:
+    import httpx
+
+    hint = f"give a full URL, e.g. `healthwallet config set {key} https://example.org/status/`"
+    if len(value) > _URL_MAX or not value.isprintable() or any(c.isspace() for c in value):
+        raise UsageError(f"{key} is not a URL", hint)
+    try:
+        url = httpx.URL(value)
+        host = url.host
+    except (httpx.InvalidURL, ValueError, UnicodeError):
+        raise UsageError(f"{key} is not a URL", hint) from None
+    if url.scheme not in ("https", "http") or not host:
+        raise UsageError(f"{key} must be an http(s) URL with a host name", hint)
+
+
+def _did_web(key: str, value: str) -> None:
+    from .didweb import document_url
+
+    document_url(value)  # UsageError (exit 2) unless a well-formed did:web
+
+
+def _ledger(key: str, value: str) -> None:
+    from .ledger.base import available_ledgers
+
+    known = available_ledgers()
+    if value not in known:
+        raise UsageError(f"no ledger backend {value!r}", "installed: " + ", ".join(known))
+
+
+def _existing_file(key: str, value: str) -> None:
+    if not Path(value).expanduser().is_file():
+        raise UsageError(f"{key}: no such file", "give the path of an existing file")
+
+
+_CHECKS: dict[str, Callable[[str, str], None]] = {
+    "status-url": _http_url,
+    "ethereum.rpc-url": _http_url,
+    "did-web": _did_web,
+    "ledger": _ledger,
+    "ethereum.key-file": _existing_file,
+    **dict.fromkeys(_RANGES, _whole_number),
+}
+
+
+def check_setting(key: str, value: str) -> None:
+    """Raise UsageError unless ``value`` is one ``key`` can use; an empty value resets a
+    setting to its default and is always allowed (except where the default is required)."""
+    if len(value) > _MAX_VALUE:
+        raise UsageError(f"the value of {key} is too long", f"at most {_MAX_VALUE} characters")
+    if value == "" and key not in ("ledger", "max-expiry-days", "ethereum.confirmations"):
+        return
+    check = _CHECKS.get(key)
+    if check is not None:
+        check(key, value)
