@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import struct
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from conftest import Cli
-
-from healthwallet import keys
-from healthwallet.envelope import canonical_json
+from respellings import grant_file, reframe
 
 GRANT_MAGIC = b"healthwallet-grant/v1\n"
 BACKUP_MAGIC_LEN = 23
 MEGABYTE_DID_KEY = "did:key:z6Mk" + "z" * 1_000_000
 
 
-def reframe(data: bytes, magic_len: int, edit: Callable[[dict[str, Any]], None]) -> bytes:
-    """The container ``data`` with its length-prefixed JSON header edited and re-framed."""
-    start = magic_len + 4
-    (length,) = struct.unpack(">I", data[magic_len:start])
-    header = json.loads(data[start : start + length])
-    edit(header)
-    raw = canonical_json(header)
-    return data[:magic_len] + struct.pack(">I", len(raw)) + raw + data[start + length :]
-
-
 def test_grant_whose_issuer_is_a_megabyte_did_key_is_refused_before_decoding_it(
     wallet: Cli, tmp_path: Path
 ) -> None:
-    note = tmp_path / "note.txt"
-    note.write_text("x")
-    wallet.ok("record", "add", note, "--tag", "n")
-    doctor = keys.Identity(bytes(range(1, 33))).did
-    grant = tmp_path / "g.hwgrant"
-    wallet.ok("grant", doctor, "--tag", "n", "--expires", "1d", "--out", grant)
+    grant = grant_file(wallet, tmp_path)
 
     def huge_issuer(header: dict[str, Any]) -> None:
         header["credential"]["issuer"] = MEGABYTE_DID_KEY
