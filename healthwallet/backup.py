@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, cast
 
 from nacl import bindings, pwhash
 
-from . import jsonutil, keys, stream
+from . import jsonutil, keys, limits, stream
 from .errors import (
     KeystoreError,
     NotFoundError,
@@ -58,8 +58,6 @@ from .fsutil import (
 from .keys import Identity
 from .keystore import (
     KEYSTORE_FILE,
-    MEMLIMIT,
-    OPSLIMIT,
     PENDING_SUFFIX,
     KeyringLike,
     Keystore,
@@ -220,18 +218,18 @@ def _open_passphrase_recipient(recipient: dict[str, Any], passphrase: str) -> by
         params = {k: recipient[k] for k in ("type", "kdf", "opslimit", "memlimit", "salt")}
         salt = bytes.fromhex(params["salt"])
         sealed = bytes.fromhex(recipient["sealed_key"])
-        opslimit, memlimit = int(params["opslimit"]), int(params["memlimit"])
     except (KeyError, ValueError, TypeError):
         raise _damaged("passphrase entry") from None
     if params["kdf"] != "argon2id" or len(salt) != _SALT_BYTES:
         raise _damaged("passphrase entry")
-    if (opslimit < OPSLIMIT or memlimit < MEMLIMIT) and not insecure_test_kdf():
-        raise VerificationError(
-            "the backup asks for a weaker Argon2id cost than allowed",
-            "the file may have been tampered with; use another copy",
+    try:  # before any work: the file must not choose what restoring costs
+        opslimit, memlimit = limits.argon2id_cost(
+            params["opslimit"], params["memlimit"], allow_weaker=insecure_test_kdf()
         )
-    if opslimit > 64 or memlimit > 4 * 1024**3:
-        raise VerificationError("the backup asks for an unreasonable Argon2id cost")
+    except limits.CostRefused as exc:
+        raise VerificationError(
+            f"the backup {exc}", "the file may have been tampered with; use another copy"
+        ) from None
     key = _derive(passphrase, salt, opslimit, memlimit)
     try:
         return stream.open_bytes(key, sealed, _PASSPHRASE_AD + _canonical(params))

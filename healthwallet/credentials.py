@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Literal, overload
 
-from . import jsonutil, keys
+from . import jsonutil, keys, pinning
 from .contexts import (
     BUNDLED_CONTEXT_URLS,
     CONSENT_CONTEXT,
@@ -332,7 +332,7 @@ def _verify_ldp(vc: Mapping[str, Any]) -> ProofResult:
     key_errors = _issuer_key_errors(_issuer_id(credential), proof.get("verificationMethod"))
     if key_errors:
         return failed(*key_errors)
-    profile_errors = _json_view_errors(credential)
+    profile_errors = _json_view_errors(credential) or pinning.spelling_errors(credential)
     if profile_errors:
         return failed(*profile_errors)
 
@@ -486,6 +486,7 @@ def _verify_jwt(token: str) -> ProofResult:
     payload = _b64url_json(parts[1], "JWT payload")
     signature = _b64url_bytes(parts[2], "JWT signature")
     credential, errors = _decode_jwt_credential(payload)
+    errors = errors or pinning.spelling_errors(credential)
 
     def failed(*more: str) -> ProofResult:
         return ProofResult(False, credential, [*errors, *more], "jwt")

@@ -22,13 +22,13 @@ from typing import Any, Final
 import httpx
 from nacl import bindings
 
-from . import jsonutil, keys
+from . import jsonutil, keys, limits
 from .errors import BadInputError, UsageError
 from .httpfetch import fetch_document
 
 PREFIX: Final = "did:web:"
 MAX_DOCUMENT_BYTES: Final = 100 * 1024
-MAX_DID_CHARS: Final = 500
+MAX_DID_CHARS: Final = limits.MAX_DID_CHARS
 _HOST = re.compile(
     r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
 )

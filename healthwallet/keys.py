@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from nacl import bindings
 from nacl.signing import SigningKey, VerifyKey
 
+from . import limits
 from .errors import UsageError
 
 SEED_BYTES = 32
@@ -43,8 +44,12 @@ def b58encode(raw: bytes) -> str:
     return "1" * pad + "".join(reversed(out))
 
 
-def b58decode(text: str) -> bytes:
-    """Decode base58btc; raises ValueError on a character outside the alphabet."""
+def b58decode(text: str, max_chars: int = limits.MAX_BASE58_CHARS) -> bytes:
+    """Decode base58btc; ValueError on a character outside the alphabet or a text too long.
+
+    The decoding is quadratic in the length, so the length is capped before any work.
+    """
+    limits.check_text_length(text, max_chars, "base58 text")
     number = 0
     for char in text:
         if char not in _B58_INDEX:
@@ -77,7 +82,10 @@ def ed25519_from_did(did: str) -> bytes:
     hint = "a recipient is a did:key of an Ed25519 key, starting with did:key:z6Mk"
     if not isinstance(did, str) or not did.startswith(DID_KEY_PREFIX + "z"):
         raise UsageError("not an Ed25519 did:key", hint)
-    fragment = did[len(DID_KEY_PREFIX) + 1 :].split("#", 1)[0]
+    bare = did.partition("#")[0]
+    if len(did) > limits.MAX_DID_URL_CHARS or len(bare) != limits.ED25519_DID_KEY_CHARS:
+        raise UsageError("not an Ed25519 did:key: wrong length", hint)  # checked before decoding
+    fragment = bare[len(DID_KEY_PREFIX) + 1 :]
     try:
         raw = b58decode(fragment)
     except ValueError:

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 from nacl import pwhash
 
+from . import limits
 from .errors import KeystoreError, UsageError, VerificationError
 from .fsutil import atomic_write_bytes
 from .keys import SEED_BYTES
@@ -48,8 +49,8 @@ KEYSTORE_FILE = "identity.key"
 PENDING_SUFFIX = ".pending"
 FILE_FORMAT = "healthwallet-keystore/v1"
 
-OPSLIMIT = pwhash.argon2id.OPSLIMIT_MODERATE
-MEMLIMIT = pwhash.argon2id.MEMLIMIT_MODERATE
+OPSLIMIT = limits.ARGON2ID_OPSLIMIT
+MEMLIMIT = limits.ARGON2ID_MEMLIMIT
 _TEST_OPSLIMIT = pwhash.argon2id.OPSLIMIT_MIN
 _TEST_MEMLIMIT = pwhash.argon2id.MEMLIMIT_MIN
 _SALT_BYTES = pwhash.argon2id.SALTBYTES
@@ -108,20 +109,20 @@ def open_seed_file(blob: bytes, passphrase: str) -> bytes:
         header = {k: body[k] for k in ("format", "kdf", "opslimit", "memlimit", "salt")}
         salt = bytes.fromhex(header["salt"])
         sealed = bytes.fromhex(body["sealed"])
-        opslimit, memlimit = int(header["opslimit"]), int(header["memlimit"])
+        raw_cost = header["opslimit"], header["memlimit"]
     except (ValueError, KeyError, TypeError):
         raise KeystoreError(
             "the keystore file is damaged", "restore it from a backup or your recovery phrase"
         ) from None
     if header["format"] != FILE_FORMAT or header["kdf"] != "argon2id" or len(salt) != _SALT_BYTES:
         raise KeystoreError("the keystore file has an unknown format", "upgrade healthwallet")
-    if (opslimit < OPSLIMIT or memlimit < MEMLIMIT) and not insecure_test_kdf():
+    try:  # before any work: the file must not choose what unlocking costs
+        opslimit, memlimit = limits.argon2id_cost(*raw_cost, allow_weaker=insecure_test_kdf())
+    except limits.CostRefused as exc:
         raise KeystoreError(
-            "the keystore file asks for a weaker Argon2id cost than allowed",
+            f"the keystore file {exc}",
             "the file may have been tampered with; restore it from a backup",
-        )
-    if opslimit > 64 or memlimit > 4 * 1024**3:
-        raise KeystoreError("the keystore file asks for an unreasonable Argon2id cost")
+        ) from None
     key = _derive(passphrase, salt, opslimit, memlimit)
     try:
         seed = open_bytes(key, sealed, _header_ad(header))

@@ -62,7 +62,7 @@ def consent_credential(**changes: Any) -> dict[str, Any]:
             "id": RESEARCH.did,
             "study": "urn:study:cardio-2024",
             "purpose": "observational cardiology study",
-            "dataCategories": ["Observation", "Condition"],
+            "dataCategories": ["Condition", "Observation"],
             "policy": "safe-harbor",
             "policyDigest": "56" * 32,
             "datasetDigest": "78" * 32,

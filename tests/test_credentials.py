@@ -480,7 +480,8 @@ EXIT_SCRIPT = textwrap.dedent(
     from healthwallet import credentials, keys
     from healthwallet.contexts import CONSENT_CONTEXT
     me = keys.Identity(bytes(32))
-    vc = {"@context": CONSENT_CONTEXT, "type": ["VerifiableCredential"], "issuer": me.did,
+    vc = {"@context": CONSENT_CONTEXT, "type": ["VerifiableCredential", "ResearchDataConsent"],
+          "issuer": me.did,
           "issuanceDate": "2024-01-01T00:00:00Z", "credentialSubject": {"id": me.did}}
     for fmt in ("ldp", "jwt"):
         assert credentials.verify_proof(credentials.issue_credential(vc, me, fmt)).ok

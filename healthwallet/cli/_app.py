@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from healthwallet import __version__
+from healthwallet import __version__, hardening
 
 from ..errors import EXIT_INTERNAL, EXIT_USAGE, HealthWalletError
 from . import _common
@@ -135,6 +135,8 @@ def report_error(message: str, hint: str, code: int, as_json: bool) -> int:
 
 def run_app(argv: list[str]) -> int:
     """Run the app on ``argv``; map every outcome to a documented exit code."""
+    if _command_name(argv) is not None:
+        hardening.disable_core_dumps()  # before any secret is read (docs/threat-model.md)
     _register(argv)
     as_json = _wants_json(argv)
     STATE.debug = "--debug" in argv
