@@ -40,6 +40,7 @@ _SIG_PREFIX_V2 = b"healthwallet-audit/v2\n"
 _AD_V2 = b"healthwallet-audit/v2\0"
 _V1_FIELDS = {"seq", "time", "event", "details", "prev", "hash", "sig"}
 _V2_FIELDS = {"v", "seq", "sealed", "prev", "hash", "sig"}
+LOG_FILE = "audit.log"
 SEALED_EVENT = "audit.sealed"  # closes the entries carried over from a v1 log
 _EVENT_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}\Z")
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
@@ -128,7 +129,7 @@ class AuditLog:
         # Entries written before a key rotation are signed by a retired identity.
         self.retired = tuple(retired)
         self.clock = clock
-        self.path = home / "audit.log"
+        self.path = home / LOG_FILE
         self._lock = home / "audit.lock"
         self._seal = MetaSeal(identity, self.retired)
 
@@ -325,6 +326,16 @@ class AuditLog:
                 False, count, prev, first_bad=count + 1, reason="log ends before the expected head"
             )
         return ChainReport(True, count, prev)
+
+
+def needs_sealing(path: Path) -> bool:
+    """True when the log at ``path`` is a v1 (plain) log."""
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline()
+    except OSError:
+        return False
+    return bool(first) and _is_v1_line(first)
 
 
 def _is_v1_line(line: bytes) -> bool:
