@@ -135,7 +135,8 @@ class IssuedGrants:
         self.status_format: Format = status_format
         self.status_dir = home / "status"
         self.db_path = home / REGISTER_FILE
-        self._seal = MetaSeal(identity, self.retired, random_bytes)
+        # Nonces come from the OS even when slot draws are pinned (tests): never reused.
+        self._seal = MetaSeal(identity, self.retired)
         self.status_base_url = normalize_base_url(
             status_base_url or self.status_dir.resolve().as_uri()
         )
@@ -465,6 +466,7 @@ class IssuedGrants:
             db.execute("ROLLBACK")
             raise
         db.execute("VACUUM")  # rebuild the file: no page keeps the plain rows
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # nor a WAL file, in WAL mode
 
     # -- status lists ----------------------------------------------------------------------------
 
