@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import jsonutil, keys
+from .atrest import LOG_FILE, plain_audit_log
 from .envelope import b64d, b64e, canonical_json
 from .errors import BadInputError, StorageError, UsageError, VerificationError
 from .fsutil import atomic_write_bytes, ensure_private_dir, exclusive_lock, storage_error
@@ -40,7 +41,6 @@ _SIG_PREFIX_V2 = b"healthwallet-audit/v2\n"
 _AD_V2 = b"healthwallet-audit/v2\0"
 _V1_FIELDS = {"seq", "time", "event", "details", "prev", "hash", "sig"}
 _V2_FIELDS = {"v", "seq", "sealed", "prev", "hash", "sig"}
-LOG_FILE = "audit.log"
 SEALED_EVENT = "audit.sealed"  # closes the entries carried over from a v1 log
 _EVENT_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}\Z")
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
@@ -151,15 +151,6 @@ class AuditLog:
             return None
         return None
 
-    def _first_line(self) -> bytes | None:
-        try:
-            with self.path.open("rb") as handle:
-                return handle.readline() or None
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise storage_error(exc, "the audit log") from None
-
     def _entry_line(self, seq: int, prev: str, time: str, event: str, details: Any) -> bytes:
         sealed = b64e(
             self._seal.seal({"details": details, "event": event, "time": time}, _body_ad(seq))
@@ -213,15 +204,13 @@ class AuditLog:
 
     def seal_legacy(self) -> bool:
         """Rewrite a v1 (plain) log as sealed entries; True if there was one to rewrite."""
-        first = self._first_line()
-        if first is None or not _is_v1_line(first):
+        if not plain_audit_log(self.path):
             return False
         with exclusive_lock(self._lock):
             return self._seal_legacy_locked()
 
     def _seal_legacy_locked(self) -> bool:
-        first = self._first_line()
-        if first is None or not _is_v1_line(first):
+        if not plain_audit_log(self.path):
             return False
         # The v1 chain is checked before its signatures are replaced: its verdict is carried
         # into the sealed log, so damage done before sealing stays visible afterwards.
@@ -326,25 +315,6 @@ class AuditLog:
                 False, count, prev, first_bad=count + 1, reason="log ends before the expected head"
             )
         return ChainReport(True, count, prev)
-
-
-def needs_sealing(path: Path) -> bool:
-    """True when the log at ``path`` is a v1 (plain) log."""
-    try:
-        with path.open("rb") as handle:
-            first = handle.readline()
-    except OSError:
-        return False
-    return bool(first) and _is_v1_line(first)
-
-
-def _is_v1_line(line: bytes) -> bool:
-    """True for a v1 (plain) entry; a damaged line is left for :meth:`verify_chain` to name."""
-    try:
-        entry = jsonutil.loads(line)
-    except ValueError:
-        return False
-    return isinstance(entry, dict) and "event" in entry and "v" not in entry
 
 
 def _v1_content(line: bytes, number: int) -> tuple[str, str, Any]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypedDict
 
 from . import grants, statuslist
+from .atrest import REGISTER_FILE, is_v1_register, plain_register
 from .audit import AuditLog
 from .credentials import Format
 from .didweb import KeyAgreement
@@ -35,7 +36,6 @@ LIST_SIZE = 131072
 # still hides how many grants it holds.
 LIST_FILL_LIMIT = LIST_SIZE // 2
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-REGISTER_FILE = "grants.sqlite"
 _AD_ROW = b"healthwallet-register/v2\0"
 # v2: who, until when, what for and which study are sealed (metaseal.py); the slot and the
 # revoked flag stay plain, as the hosted status lists show them anyway.
@@ -170,7 +170,7 @@ class IssuedGrants:
                 """
                 + _GRANTS_TABLE.format(name="grants")
             )
-            if _is_v1_register(db):
+            if is_v1_register(db):
                 self._seal_v1_rows(db)
             columns = {r[1] for r in db.execute("PRAGMA table_info(status_lists)")}
             if "issuer" not in columns:  # registers made before key rotation existed
@@ -420,7 +420,7 @@ class IssuedGrants:
 
     def seal_legacy(self) -> bool:
         """Seal a v1 register's plain rows (first unlock after upgrading); True if it had any."""
-        if not needs_sealing(self.db_path):
+        if not plain_register(self.db_path):
             return False
         with self._db():
             pass  # opening seals (see _seal_v1_rows)
@@ -430,7 +430,7 @@ class IssuedGrants:
         """Move v1 rows (recipient, expiry, study in the clear) into the sealed v2 table."""
         db.execute("BEGIN IMMEDIATE")
         try:
-            if not _is_v1_register(db):  # another process sealed it meanwhile
+            if not is_v1_register(db):  # another process sealed it meanwhile
                 db.execute("ROLLBACK")
                 return
             # Registers from before research sharing have no consents table.
@@ -528,24 +528,6 @@ class IssuedGrants:
                     raise storage_error(exc, "a published status list") from None
             written.append(target)
         return written
-
-
-def _is_v1_register(db: sqlite3.Connection) -> bool:
-    return "recipient" in {r[1] for r in db.execute("PRAGMA table_info(grants)")}
-
-
-def needs_sealing(db_path: Path) -> bool:
-    """True when a register file still holds v1 rows (recipients and studies in the clear)."""
-    if not db_path.is_file():
-        return False
-    try:
-        db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        try:
-            return _is_v1_register(db)
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return False
 
 
 def _json_bytes(credential: Mapping[str, Any] | str) -> bytes:
