@@ -1,16 +1,19 @@
-"""The wallet's audit log: append-only JSON lines, hash-chained and signed.
+"""The wallet's audit log: append-only JSON lines, sealed, hash-chained and signed.
 
-Each line of ``<home>/audit.log`` is one entry::
+Each line of ``<home>/audit.log`` is one entry (v2, see docs/format.md "Audit log")::
 
-    {"seq": n, "time": ISO-8601, "event": name, "details": {...}, "prev": hex, "hash": hex,
-     "sig": base64url}
+    {"v": 2, "seq": n, "sealed": base64url, "prev": hex, "hash": hex, "sig": base64url}
 
-``hash`` is SHA-256 of the RFC 8785 (JCS) form of ``{seq, time, event, details, prev}``;
-``prev`` is the previous entry's hash (64 zeros for the first); ``sig`` is the wallet
-identity's Ed25519 signature over ``"healthwallet-audit/v1\\n" || hash``. Details hold ids,
-DIDs, URLs, counts and times only, never health data: values with spaces are refused, so
-labels and prose cannot slip in. A chain shows edits, deletions and reordering inside the log;
-cutting entries off the end is only visible against a head kept elsewhere (``expected_head``).
+``sealed`` is ``{time, event, details}`` sealed under the wallet's metadata key (metaseal.py),
+so a copy of the wallet home shows how many entries there are and nothing of what they say.
+``hash`` is SHA-256 of the RFC 8785 (JCS) form of ``{v, seq, sealed, prev}``; ``prev`` is the
+previous entry's hash (64 zeros for the first); ``sig`` is the wallet identity's Ed25519
+signature over ``"healthwallet-audit/v2\\n" || hash``. The chain is checked without opening
+any seal. Details hold ids, DIDs, URLs, counts and times only, never health data: values with
+spaces are refused, so labels and prose cannot slip in. A chain shows edits, deletions and
+reordering inside the log; cutting entries off the end is only visible against a head kept
+elsewhere (``expected_head``). A v1 log (plain entries) is sealed on the wallet's first unlock
+(:meth:`AuditLog.seal_legacy`).
 """
 
 from __future__ import annotations
@@ -26,12 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from . import jsonutil, keys
-from .envelope import b64e, canonical_json
-from .errors import BadInputError, StorageError, UsageError
-from .fsutil import ensure_private_dir, exclusive_lock, storage_error
+from .atrest import LOG_FILE, plain_audit_log
+from .envelope import b64d, b64e, canonical_json
+from .errors import BadInputError, StorageError, UsageError, VerificationError
+from .fsutil import atomic_write_bytes, ensure_private_dir, exclusive_lock, storage_error
+from .metaseal import MetaSeal
 
 GENESIS = "0" * 64
 _SIG_PREFIX = b"healthwallet-audit/v1\n"
+_SIG_PREFIX_V2 = b"healthwallet-audit/v2\n"
+_AD_V2 = b"healthwallet-audit/v2\0"
+_V1_FIELDS = {"seq", "time", "event", "details", "prev", "hash", "sig"}
+_V2_FIELDS = {"v", "seq", "sealed", "prev", "hash", "sig"}
+SEALED_EVENT = "audit.sealed"  # closes the entries carried over from a v1 log
 _EVENT_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}\Z")
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 # Identifier-like text only: ids, DIDs, URLs, hex digests, ISO times. No whitespace.
@@ -68,9 +78,19 @@ def _check_details(details: Mapping[str, Any]) -> dict[str, Detail]:
 
 
 def entry_hash(seq: int, time: str, event: str, details: Mapping[str, Any], prev: str) -> str:
-    """The hex SHA-256 an entry's fields chain to."""
+    """The hex SHA-256 a v1 (plain) entry's fields chain to."""
     body = {"details": dict(details), "event": event, "prev": prev, "seq": seq, "time": time}
     return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def sealed_entry_hash(seq: int, sealed: str, prev: str) -> str:
+    """The hex SHA-256 a v2 (sealed) entry's fields chain to."""
+    body = {"prev": prev, "sealed": sealed, "seq": seq, "v": 2}
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def _body_ad(seq: int) -> bytes:
+    return _AD_V2 + str(seq).encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -95,7 +115,7 @@ class ChainReport:
 
 
 class AuditLog:
-    """The audit log of one wallet home, signed by the wallet identity."""
+    """The audit log of one wallet home, signed by the wallet identity, sealed under its seed."""
 
     def __init__(
         self,
@@ -109,8 +129,9 @@ class AuditLog:
         # Entries written before a key rotation are signed by a retired identity.
         self.retired = tuple(retired)
         self.clock = clock
-        self.path = home / "audit.log"
+        self.path = home / LOG_FILE
         self._lock = home / "audit.lock"
+        self._seal = MetaSeal(identity, self.retired)
 
     def _last_line(self) -> bytes | None:
         try:
@@ -130,13 +151,30 @@ class AuditLog:
             return None
         return None
 
+    def _entry_line(self, seq: int, prev: str, time: str, event: str, details: Any) -> bytes:
+        sealed = b64e(
+            self._seal.seal({"details": details, "event": event, "time": time}, _body_ad(seq))
+        )
+        digest = sealed_entry_hash(seq, sealed, prev)
+        signature = self.identity.sign(_SIG_PREFIX_V2 + bytes.fromhex(digest))
+        entry = {
+            "v": 2,
+            "seq": seq,
+            "sealed": sealed,
+            "prev": prev,
+            "hash": digest,
+            "sig": b64e(signature),
+        }
+        return canonical_json(entry) + b"\n"
+
     def append(self, event: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Append one signed entry and return it."""
+        """Append one signed, sealed entry and return it (unsealed)."""
         if not _EVENT_RE.match(event):
             raise UsageError(f"audit event name {event!r} is not allowed")
         clean = _check_details(details or {})
         ensure_private_dir(self.home)
         with exclusive_lock(self._lock):
+            self._seal_legacy_locked()
             last = self._last_line()
             if last is None:
                 seq, prev = 1, GENESIS
@@ -150,18 +188,7 @@ class AuditLog:
                         "run `healthwallet log`: it names the first entry that does not verify",
                     ) from None
             time = self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            digest = entry_hash(seq, time, event, clean, prev)
-            signature = self.identity.sign(_SIG_PREFIX + bytes.fromhex(digest))
-            entry: dict[str, Any] = {
-                "seq": seq,
-                "time": time,
-                "event": event,
-                "details": clean,
-                "prev": prev,
-                "hash": digest,
-                "sig": b64e(signature),
-            }
-            line = canonical_json(entry) + b"\n"
+            line = self._entry_line(seq, prev, time, event, clean)
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
@@ -171,10 +198,71 @@ class AuditLog:
                     os.close(fd)
             except OSError as exc:
                 raise storage_error(exc, "the audit log") from None
-        return entry
+        return self._unsealed(json.loads(line))
+
+    # -- migration from v1 -----------------------------------------------------------------------
+
+    def seal_legacy(self) -> bool:
+        """Rewrite a v1 (plain) log as sealed entries; True if there was one to rewrite."""
+        if not plain_audit_log(self.path):
+            return False
+        with exclusive_lock(self._lock):
+            return self._seal_legacy_locked()
+
+    def _seal_legacy_locked(self) -> bool:
+        if not plain_audit_log(self.path):
+            return False
+        # The v1 chain is checked before its signatures are replaced: its verdict is carried
+        # into the sealed log, so damage done before sealing stays visible afterwards.
+        report = self.verify_chain()
+        try:
+            lines = self.path.read_bytes().splitlines()
+        except OSError as exc:
+            raise storage_error(exc, "the audit log") from None
+        out: list[bytes] = []
+        prev = GENESIS
+        for number, line in enumerate(lines, start=1):
+            time, event, details = _v1_content(line, number)
+            out.append(self._entry_line(number, prev, time, event, details))
+            prev = json.loads(out[-1])["hash"]
+        summary = _check_details(
+            {
+                "v1_entries": len(lines),
+                "v1_ok": report.ok,
+                "v1_head": report.head,
+                "v1_first_bad": report.first_bad,
+            }
+        )
+        now = self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        out.append(self._entry_line(len(lines) + 1, prev, now, SEALED_EVENT, summary))
+        atomic_write_bytes(self.path, b"".join(out), "the audit log")
+        return True
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _unsealed(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A v2 entry with its sealed content opened (``event`` "unreadable" if it will not)."""
+        if entry.get("v") != 2:
+            return entry
+        shown = {k: entry.get(k) for k in ("seq", "prev", "hash", "sig")}
+        try:
+            seq = entry["seq"]
+            if type(seq) is not int:
+                raise ValueError("bad sequence number")
+            content = self._seal.open(
+                b64d(entry.get("sealed"), "an audit entry"), _body_ad(seq), "an audit entry"
+            )
+            if not isinstance(content, dict):
+                raise ValueError("not an entry")
+            shown.update(
+                time=content["time"], event=content["event"], details=dict(content["details"])
+            )
+        except (UsageError, ValueError, KeyError, TypeError, VerificationError):
+            shown.update(time=None, event="unreadable", details={})
+        return shown
 
     def read(self) -> list[dict[str, Any]]:
-        """Every entry, in order (unchecked; see :meth:`verify_chain`)."""
+        """Every entry, in order, unsealed (unchecked; see :meth:`verify_chain`)."""
         entries: list[dict[str, Any]] = []
         try:
             with self.path.open("rb") as handle:
@@ -185,7 +273,7 @@ class AuditLog:
                         raise BadInputError(f"audit log line {number} is not JSON") from None
                     if not isinstance(entry, dict):
                         raise BadInputError(f"audit log line {number} is not an entry")
-                    entries.append(entry)
+                    entries.append(self._unsealed(entry))
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -195,7 +283,10 @@ class AuditLog:
     def verify_chain(
         self, signer_did: str | None = None, expected_head: str | None = None
     ) -> ChainReport:
-        """Check every entry's hash, link and signature; name the first bad entry."""
+        """Check every entry's hash, link and signature; name the first bad entry.
+
+        A log sealed from a damaged v1 log stays bad: its ``audit.sealed`` entry names the
+        first entry that was bad before sealing."""
         public_keys = (
             [keys.ed25519_from_did(signer_did)]
             if signer_did
@@ -207,17 +298,53 @@ class AuditLog:
                 lines = list(handle)
         except FileNotFoundError:
             lines = []
+        damaged_before: ChainReport | None = None
         for number, line in enumerate(lines, start=1):
             reason = _entry_problem(line, number, prev, public_keys)
             if reason:
                 return ChainReport(False, count, prev, first_bad=number, reason=reason)
-            prev = json.loads(line)["hash"]
+            entry = json.loads(line)
+            prev = entry["hash"]
             count += 1
+            if entry.get("v") == 2 and signer_did is None and damaged_before is None:
+                damaged_before = _damage_before_sealing(self._unsealed(entry))
+        if damaged_before is not None:
+            return ChainReport(False, count, prev, damaged_before.first_bad, damaged_before.reason)
         if expected_head is not None and expected_head != prev:
             return ChainReport(
                 False, count, prev, first_bad=count + 1, reason="log ends before the expected head"
             )
         return ChainReport(True, count, prev)
+
+
+def _v1_content(line: bytes, number: int) -> tuple[str, str, Any]:
+    """Time, event and details of v1 line ``number``, or an ``audit.unreadable`` stand-in."""
+    try:
+        entry = jsonutil.loads(line)
+        if isinstance(entry, dict) and isinstance(entry.get("time"), str):
+            event = str(entry["event"])
+            if _EVENT_RE.match(event) and _VALUE_RE.match(entry["time"]):
+                return entry["time"], event, _check_details(entry["details"])
+    except (ValueError, KeyError, TypeError, AttributeError, UsageError):
+        pass
+    return "", "audit.unreadable", {"v1_line": number}
+
+
+def _damage_before_sealing(entry: Mapping[str, Any]) -> ChainReport | None:
+    """The v1 chain's verdict an ``audit.sealed`` entry carries, when it was bad."""
+    if entry.get("event") != SEALED_EVENT:
+        return None
+    details = entry.get("details", {})
+    if details.get("v1_ok") is not False:
+        return None
+    first_bad = details.get("v1_first_bad")
+    return ChainReport(
+        False,
+        0,
+        "",
+        first_bad=first_bad if type(first_bad) is int else 1,
+        reason="the log was damaged before it was sealed",
+    )
 
 
 def _entry_problem(line: bytes, seq: int, prev: str, public_keys: Sequence[bytes]) -> str:
@@ -226,33 +353,31 @@ def _entry_problem(line: bytes, seq: int, prev: str, public_keys: Sequence[bytes
         entry = jsonutil.loads(line)
     except ValueError:
         return "not JSON"
-    if not isinstance(entry, dict) or set(entry) != {
-        "seq",
-        "time",
-        "event",
-        "details",
-        "prev",
-        "hash",
-        "sig",
-    }:
+    if not isinstance(entry, dict) or set(entry) not in (_V1_FIELDS, _V2_FIELDS):
         return "missing or unknown fields"
     if entry["seq"] != seq or type(entry["seq"]) is not int:
         return "sequence number out of order"
     if entry["prev"] != prev:
         return "does not link to the previous entry"
-    if not isinstance(entry["details"], dict) or not isinstance(entry["time"], str):
-        return "malformed fields"
-    try:
-        digest = entry_hash(seq, entry["time"], entry["event"], entry["details"], prev)
-    except (TypeError, ValueError):
-        return "malformed fields"
+    v2 = "v" in entry
+    if v2:
+        if entry["v"] != 2 or not isinstance(entry["sealed"], str):
+            return "malformed fields"
+        digest = sealed_entry_hash(seq, entry["sealed"], prev)
+    else:
+        if not isinstance(entry["details"], dict) or not isinstance(entry["time"], str):
+            return "malformed fields"
+        try:
+            digest = entry_hash(seq, entry["time"], entry["event"], entry["details"], prev)
+        except (TypeError, ValueError):
+            return "malformed fields"
     if entry["hash"] != digest:
         return "hash does not match its contents"
     try:
         signature = keys.b64url_decode(str(entry["sig"]))
     except ValueError:
         return "signature is malformed"
-    message = _SIG_PREFIX + bytes.fromhex(digest)
+    message = (_SIG_PREFIX_V2 if v2 else _SIG_PREFIX) + bytes.fromhex(digest)
     if not any(keys.verify_signature(key, message, signature) for key in public_keys):
         return "signature does not verify"
     return ""

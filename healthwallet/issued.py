@@ -1,7 +1,8 @@
 """The patient's register of issued grants, and the status lists that revoke them.
 
-State lives in the wallet home: ``grants.sqlite`` (one row per grant: id, recipient, expiry,
-status list URL and index, revoked flag, creation time) and ``status/<n>.json`` (the signed
+State lives in the wallet home: ``grants.sqlite`` (one row per grant: id, status list slot,
+revoked flag, and sealed under the wallet's metadata key its recipient, expiry, creation time,
+kind and study; see docs/format.md "Grant register") and ``status/<n>.json`` (the signed
 StatusList2021 credentials, rewritten on every revocation so they can be hosted as they are).
 A grant's index is drawn at random among the free slots of a 131072-entry list, so the index
 says nothing about how many grants the patient has issued (StatusList2021 §6.1, "Privacy").
@@ -21,18 +22,34 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypedDict
 
 from . import grants, statuslist
+from .atrest import REGISTER_FILE, is_v1_register, plain_register
 from .audit import AuditLog
 from .credentials import Format
 from .didweb import KeyAgreement
 from .errors import KeystoreError, NotFoundError, StorageError, UsageError
 from .fsutil import atomic_write_bytes, ensure_private_dir, exclusive_lock, storage_error
 from .keys import Identity
+from .metaseal import MetaSeal
 
 LIST_SIZE = 131072
 # Start a fresh list once half the slots are taken, so random draws stay quick and a list
 # still hides how many grants it holds.
 LIST_FILL_LIMIT = LIST_SIZE // 2
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_AD_ROW = b"healthwallet-register/v2\0"
+# v2: who, until when, what for and which study are sealed (metaseal.py); the slot and the
+# revoked flag stay plain, as the hosted status lists show them anyway.
+_GRANTS_TABLE = """
+    CREATE TABLE IF NOT EXISTS {name} (
+        grant_id TEXT PRIMARY KEY,
+        list_no INTEGER NOT NULL REFERENCES status_lists(list_no),
+        status_index INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        UNIQUE (list_no, status_index)
+    );
+"""
 
 Clock = Callable[[], datetime]
 RandomBytes = Callable[[int], bytes]
@@ -117,7 +134,9 @@ class IssuedGrants:
         self.random_bytes = random_bytes
         self.status_format: Format = status_format
         self.status_dir = home / "status"
-        self.db_path = home / "grants.sqlite"
+        self.db_path = home / REGISTER_FILE
+        # Nonces come from the OS even when slot draws are pinned (tests): never reused.
+        self._seal = MetaSeal(identity, self.retired)
         self.status_base_url = normalize_base_url(
             status_base_url or self.status_dir.resolve().as_uri()
         )
@@ -137,6 +156,8 @@ class IssuedGrants:
         except sqlite3.Error:
             raise StorageError("cannot open the grants register") from None
         try:
+            # Freed pages are zeroed, so nothing rewritten or deleted lingers in the file.
+            db.execute("PRAGMA secure_delete=ON")
             db.executescript(
                 """
                 CREATE TABLE IF NOT EXISTS status_lists (
@@ -146,25 +167,11 @@ class IssuedGrants:
                     created TEXT NOT NULL,
                     issuer TEXT
                 );
-                CREATE TABLE IF NOT EXISTS grants (
-                    grant_id TEXT PRIMARY KEY,
-                    recipient TEXT NOT NULL,
-                    expires TEXT NOT NULL,
-                    list_no INTEGER NOT NULL REFERENCES status_lists(list_no),
-                    list_url TEXT NOT NULL,
-                    status_index INTEGER NOT NULL,
-                    revoked INTEGER NOT NULL DEFAULT 0,
-                    revoked_at TEXT,
-                    state TEXT NOT NULL,
-                    created TEXT NOT NULL,
-                    UNIQUE (list_no, status_index)
-                );
-                CREATE TABLE IF NOT EXISTS consents (
-                    grant_id TEXT PRIMARY KEY REFERENCES grants(grant_id),
-                    study TEXT NOT NULL
-                );
                 """
+                + _GRANTS_TABLE.format(name="grants")
             )
+            if is_v1_register(db):
+                self._seal_v1_rows(db)
             columns = {r[1] for r in db.execute("PRAGMA table_info(status_lists)")}
             if "issuer" not in columns:  # registers made before key rotation existed
                 db.execute("ALTER TABLE status_lists ADD COLUMN issuer TEXT")
@@ -208,10 +215,14 @@ class IssuedGrants:
                 else:
                     list_no, list_url = int(row[0]), str(row[1])
                 index = self._free_index(db, list_no)
+                sealed = self._seal_row(
+                    grant_id,
+                    {"recipient": recipient_did, "expires": _iso(expires), "created": created},
+                )
                 db.execute(
-                    "INSERT INTO grants (grant_id, recipient, expires, list_no, list_url, "
-                    "status_index, state, created) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-                    (grant_id, recipient_did, _iso(expires), list_no, list_url, index, created),
+                    "INSERT INTO grants (grant_id, list_no, status_index, state, sealed) "
+                    "VALUES (?, ?, ?, 'pending', ?)",
+                    (grant_id, list_no, index, sealed),
                 )
                 db.execute("COMMIT")
             except BaseException:
@@ -243,13 +254,11 @@ class IssuedGrants:
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
+                row = self._open_row(db, reservation.grant_id)
+                row.update(kind="consent", study=study)
                 db.execute(
-                    "INSERT OR REPLACE INTO consents (grant_id, study) VALUES (?, ?)",
-                    (reservation.grant_id, study),
-                )
-                db.execute(
-                    "UPDATE grants SET state = 'issued' WHERE grant_id = ?",
-                    (reservation.grant_id,),
+                    "UPDATE grants SET state = 'issued', sealed = ? WHERE grant_id = ?",
+                    (self._seal_row(reservation.grant_id, row), reservation.grant_id),
                 )
                 db.execute("COMMIT")
             except BaseException:
@@ -323,8 +332,9 @@ class IssuedGrants:
         now = _iso(self.clock())
         with self._db() as db:
             row = db.execute(
-                "SELECT list_no, list_url, status_index, revoked FROM grants "
-                "WHERE grant_id = ? AND state = 'issued'",
+                "SELECT g.list_no, l.url, g.status_index, g.revoked FROM grants g "
+                "JOIN status_lists l ON l.list_no = g.list_no "
+                "WHERE g.grant_id = ? AND g.state = 'issued'",
                 (grant_id,),
             ).fetchone()
             if row is None:
@@ -332,14 +342,13 @@ class IssuedGrants:
                     f"no issued grant {grant_id}", "list your grants with `healthwallet grants`"
                 )
             list_no, list_url, index, already = int(row[0]), str(row[1]), int(row[2]), bool(row[3])
-            consent = (
-                db.execute("SELECT 1 FROM consents WHERE grant_id = ?", (grant_id,)).fetchone()
-                is not None
-            )
+            content = self._open_row(db, grant_id)
+            consent = content.get("kind") == "consent"
             if not already:
+                content["revoked_at"] = now
                 db.execute(
-                    "UPDATE grants SET revoked = 1, revoked_at = ? WHERE grant_id = ?",
-                    (now, grant_id),
+                    "UPDATE grants SET revoked = 1, sealed = ? WHERE grant_id = ?",
+                    (self._seal_row(grant_id, content), grant_id),
                 )
         path = self._write_status_list(list_no)
         if self.audit is not None and not already:
@@ -366,13 +375,13 @@ class IssuedGrants:
         moment = (now or self.clock()).astimezone(UTC)
         with self._db() as db:
             rows = db.execute(
-                "SELECT g.grant_id, g.recipient, g.expires, g.created, g.revoked, g.list_url,"
-                " g.status_index, c.study FROM grants g"
-                " LEFT JOIN consents c ON c.grant_id = g.grant_id"
-                " WHERE g.state = 'issued' ORDER BY g.created, g.grant_id"
+                "SELECT g.grant_id, g.sealed, g.revoked, l.url, g.status_index FROM grants g"
+                " JOIN status_lists l ON l.list_no = g.list_no WHERE g.state = 'issued'"
             ).fetchall()
         listed: list[IssuedGrant] = []
-        for grant_id, recipient, expires, created, revoked, list_url, index, study in rows:
+        for grant_id, sealed, revoked, list_url, index in rows:
+            content = self._seal.open(sealed, _AD_ROW + grant_id.encode(), "a grant register row")
+            expires, created = str(content["expires"]), str(content["created"])
             state: GrantState
             if revoked:
                 state = "revoked"
@@ -383,16 +392,81 @@ class IssuedGrants:
             listed.append(
                 {
                     "grant_id": grant_id,
-                    "recipient": recipient,
+                    "recipient": str(content["recipient"]),
                     "expires": expires,
                     "created": created,
                     "status": state,
                     "status_list": list_url,
                     "status_index": int(index),
-                    "kind": "consent" if study is not None else "grant",
+                    "kind": "consent" if content.get("kind") == "consent" else "grant",
                 }
             )
+        listed.sort(key=lambda g: (g["created"], g["grant_id"]))
         return listed
+
+    # -- sealed rows -----------------------------------------------------------------------------
+
+    def _seal_row(self, grant_id: str, content: Mapping[str, Any]) -> bytes:
+        return self._seal.seal(dict(content), _AD_ROW + grant_id.encode())
+
+    def _open_row(self, db: sqlite3.Connection, grant_id: str) -> dict[str, Any]:
+        row = db.execute("SELECT sealed FROM grants WHERE grant_id = ?", (grant_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no grant {grant_id}")
+        content = self._seal.open(row[0], _AD_ROW + grant_id.encode(), "a grant register row")
+        if not isinstance(content, dict):
+            raise StorageError("a grant register row is not an object")
+        return content
+
+    def seal_legacy(self) -> bool:
+        """Seal a v1 register's plain rows (first unlock after upgrading); True if it had any."""
+        if not plain_register(self.db_path):
+            return False
+        with self._db():
+            pass  # opening seals (see _seal_v1_rows)
+        return True
+
+    def _seal_v1_rows(self, db: sqlite3.Connection) -> None:
+        """Move v1 rows (recipient, expiry, study in the clear) into the sealed v2 table."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if not is_v1_register(db):  # another process sealed it meanwhile
+                db.execute("ROLLBACK")
+                return
+            # Registers from before research sharing have no consents table.
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS consents (grant_id TEXT PRIMARY KEY, study TEXT)"
+            )
+            rows = db.execute(
+                "SELECT g.grant_id, g.recipient, g.expires, g.created, g.revoked_at, g.list_no,"
+                " g.status_index, g.revoked, g.state, c.study FROM grants g"
+                " LEFT JOIN consents c ON c.grant_id = g.grant_id"
+            ).fetchall()
+            db.execute(_GRANTS_TABLE.format(name="grants_v2"))
+            for grant_id, recipient, expires, created, revoked_at, *slot, state, study_id in rows:
+                content: dict[str, Any] = {
+                    "recipient": recipient,
+                    "expires": expires,
+                    "created": created,
+                }
+                if revoked_at is not None:
+                    content["revoked_at"] = revoked_at
+                if study_id is not None:
+                    content.update(kind="consent", study=study_id)
+                db.execute(
+                    "INSERT INTO grants_v2 (grant_id, list_no, status_index, revoked, state,"
+                    " sealed) VALUES (?, ?, ?, ?, ?, ?)",
+                    (grant_id, *slot, state, self._seal_row(grant_id, content)),
+                )
+            db.execute("DROP TABLE grants")
+            db.execute("DROP TABLE IF EXISTS consents")
+            db.execute("ALTER TABLE grants_v2 RENAME TO grants")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("VACUUM")  # rebuild the file: no page keeps the plain rows
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # nor a WAL file, in WAL mode
 
     # -- status lists ----------------------------------------------------------------------------
 

@@ -213,7 +213,11 @@ def open_wallet(
             "the key in the keystore does not belong to this wallet",
             "check that --home points at the right wallet",
         )
-    return Wallet(home, info, identity)
+    wallet = Wallet(home, info, identity)
+    from .atrest import seal_legacy_metadata
+
+    seal_legacy_metadata(wallet)  # a home written before metadata was sealed (format v1)
+    return wallet
 
 
 def read_config(home: Path) -> dict[str, str]:

@@ -56,7 +56,7 @@ def test_edited_entry_is_named(tmp_path: Path) -> None:
     log = filled_log(tmp_path)
     lines = log.path.read_bytes().splitlines(keepends=True)
     entry = json.loads(lines[2])
-    entry["details"]["recipient"] = ME.did
+    entry["sealed"] = json.loads(lines[0])["sealed"]  # another entry's sealed content
     lines[2] = json.dumps(entry).encode() + b"\n"
     _rewrite(log, lines)
     report = log.verify_chain()
@@ -64,13 +64,13 @@ def test_edited_entry_is_named(tmp_path: Path) -> None:
 
 
 def test_rehashed_entry_fails_its_signature(tmp_path: Path) -> None:
-    from healthwallet.audit import entry_hash
+    from healthwallet.audit import sealed_entry_hash
 
     log = filled_log(tmp_path, 2)
     lines = log.path.read_bytes().splitlines(keepends=True)
     entry = json.loads(lines[1])
-    entry["details"]["recipient"] = ME.did
-    entry["hash"] = entry_hash(2, entry["time"], entry["event"], entry["details"], entry["prev"])
+    entry["sealed"] = json.loads(lines[0])["sealed"]
+    entry["hash"] = sealed_entry_hash(2, entry["sealed"], entry["prev"])
     lines[1] = json.dumps(entry).encode() + b"\n"
     _rewrite(log, lines)
     report = log.verify_chain()

@@ -64,7 +64,8 @@ def test_wallet_files_are_private(registry: IssuedGrants) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     with sqlite3.connect(home / "grants.sqlite") as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(grants)")}
-    assert {"grant_id", "recipient", "expires", "list_url", "status_index", "revoked"} <= columns
+    # v2: who and until when are sealed; only the slot and its revoked flag stay plain
+    assert columns == {"grant_id", "list_no", "status_index", "revoked", "state", "sealed"}
 
 
 def test_status_file_follows_revocations(registry: IssuedGrants, tmp_path: Path) -> None:
