@@ -60,10 +60,17 @@ def canonical_json(document: Any) -> bytes:
 Predicate = Callable[[Any], bool]
 
 
+def _prefix_test(allowed: list[str]) -> Callable[[str], bool]:
+    """A test for a string: one of `allowed`, where a value ending in `*` is a prefix."""
+    exact = frozenset(a for a in allowed if not a.endswith("*"))
+    prefixes = tuple(a[:-1] for a in allowed if a.endswith("*"))
+    return lambda value: value in exact or bool(prefixes and value.startswith(prefixes))
+
+
 def _compile_where(where: Any, index: int, sets: Mapping[str, list[str]]) -> Predicate:
     if not isinstance(where, dict) or not where:
         raise BadInputError(f"policy rule {index}: 'where' must be an object of field: [values]")
-    tests: list[tuple[str, frozenset[str], tuple[str, ...]]] = []
+    tests: list[tuple[str, Callable[[str], bool]]] = []
     for key, allowed in where.items():
         if isinstance(allowed, str) and allowed.startswith("$"):
             if allowed[1:] not in sets:
@@ -73,18 +80,18 @@ def _compile_where(where: Any, index: int, sets: Mapping[str, list[str]]) -> Pre
             raise BadInputError(
                 f"policy rule {index}: 'where.{key}' must be a list of strings or a $set name"
             )
-        exact = frozenset(a for a in allowed if not a.endswith("*"))
-        prefixes = tuple(a[:-1] for a in allowed if a.endswith("*"))
-        tests.append((key, exact, prefixes))
+        tests.append((key, _prefix_test(allowed)))
 
     def predicate(node: Any) -> bool:
-        if not isinstance(node, dict):
-            return False
-        for key, exact, prefixes in tests:
-            found = node.get(key)
-            if not isinstance(found, str):
+        for key, test in tests:
+            # "." tests a primitive node itself (a canonical URL, a code).
+            if key == ".":
+                found = node
+            elif isinstance(node, dict):
+                found = node.get(key)
+            else:
                 return False
-            if found not in exact and not (prefixes and found.startswith(prefixes)):
+            if not isinstance(found, str) or not test(found):
                 return False
         return True
 
@@ -132,11 +139,12 @@ def _normalize_rule(
                 f"policy rule {index}: generalize 'to' must be one of {', '.join(GENERALIZE_MODES)}"
             )
         params["to"] = mode
-        allowed = {"zip3": {"restricted"}, "map": {"map", "otherwise"}}.get(mode, set())
-        extra = {"restricted", "map", "otherwise"} & set(raw) - allowed
+        allowed = {"zip3": {"restricted"}, "address": {"restricted"}, "map": {"map", "otherwise"}}
+        allowed_here = allowed.get(mode, set())
+        extra = {"restricted", "map", "otherwise"} & set(raw) - allowed_here
         if extra:
             raise BadInputError(f"policy rule {index}: {sorted(extra)} do not apply to {mode}")
-        if mode == "zip3":
+        if mode in ("zip3", "address"):
             restricted = raw.get("restricted", list(restricted_zip3()))
             if not isinstance(restricted, list) or not all(
                 isinstance(p, str) and len(p) == 3 and p.isdigit() for p in restricted
@@ -199,6 +207,8 @@ class Policy:
         self._name = normalized.get("name")
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.digest = "sha256:" + hashlib.sha256(self._canonical).hexdigest()
+        self.terminology = _prefix_test(sets["terminologies"]) if "terminologies" in sets else None
+        """Whether a code system is one of the policy's `terminologies` (None: no such set)."""
         self._engine: Any = None
 
     @property
