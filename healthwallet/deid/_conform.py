@@ -62,6 +62,9 @@ _SYSTEM_CODE = {
     "http://www.ama-assn.org/go/cpt": re.compile(r"\d{4}[0-9A-Z]\Z"),
 }
 _MAX_INT = 2**31 - 1
+_BASE64 = re.compile(r"(\s*[0-9a-zA-Z+/=]{4}\s*)+\Z")  # the schema's inline pattern
+_DATE_KINDS = frozenset({"date", "dateTime", "instant"})
+_INTEGER_KINDS = frozenset({"integer", "positiveInt", "unsignedInt"})
 
 
 def age_90() -> dict[str, Any]:
@@ -153,7 +156,19 @@ class Conformer:
 
     def __init__(self, now_year: int, terminology: Callable[[str], bool] | None) -> None:
         self.model = model()
+        self.types = self.model.types
+        self.required = self.model.required
+        # String kinds and their patterns; xhtml (narrative) never leaves, and number and
+        # boolean kinds are checked by JSON type, not by pattern.
+        self.patterns = {
+            name: pattern
+            for name, pattern in self.model.patterns.items()
+            if name not in _INTEGER_KINDS and name not in ("decimal", "boolean", "xhtml")
+        }
+        self.patterns.setdefault("base64Binary", _BASE64)
         self.now_year = now_year
+        self._root: Any = None
+        self._path: list[str] = []
         self.terminology = terminology
 
     def resource(self, resource: dict[str, Any], source: dict[str, Any]) -> Any:
@@ -164,7 +179,8 @@ class Conformer:
         """
         resource_type = resource["resourceType"]
         frame = _Frame()
-        out = self._complex(resource, resource_type, frame, False, [source])
+        self._root, self._path = source, []
+        out = self._complex(resource, resource_type, frame, False)
         if out is REMOVE:
             out = {}
         self._computed_ages(frame)
@@ -174,104 +190,119 @@ class Conformer:
 
     # -- the walk -------------------------------------------------------------------------------
 
-    def _complex(
-        self, node: Any, type_name: str, frame: _Frame, age: bool, source: list[Any]
-    ) -> Any:
-        if not isinstance(node, dict):
+    def _complex(self, node: Any, type_name: str, frame: _Frame, age: bool) -> Any:
+        if type(node) is not dict:
             return REMOVE
         if type_name in QUANTITY_TYPES:
             return self._quantity(node, age or type_name == "Age", frame)
         if type_name == "Range" and age:
             return self._age_range(node, frame)
-        members = self.model.types.get(type_name)
+        members = self.types.get(type_name)
         if members is None:
             return REMOVE
         if type_name in ("Observation", "Observation_Component"):
             age = _is_age_code(node.get("code"))
         item_age = type_name == "QuestionnaireResponse_Item" and is_age_question(node.get("linkId"))
+        complex_types = self.types
+        path = self._path
         out: dict[str, Any] = {}
         for name, value in node.items():
             member = members.get(name)
             if member is None:
                 continue  # not an R4 member of this type: fhir_comments, unknown keys
             kind, is_list, codes, _pattern = member
-            if type_name == "QuestionnaireResponse_Item":
-                member_age = item_age and name == "answer"
+            if kind == "ResourceList":
+                # Already de-identified and conformed by its own walk.
+                if is_list and type(value) is list:
+                    found = [v for v in value if type(v) is dict and "resourceType" in v]
+                    if found:
+                        out[name] = found
+                elif not is_list and type(value) is dict and "resourceType" in value:
+                    out[name] = value
+                continue
+            if kind not in complex_types:
+                if age and name in ("valueInteger", "valueDecimal"):
+                    self._age_number(value, name, out, frame)
+                elif is_list:
+                    if type(value) is list:
+                        items = [
+                            r
+                            for r in (self._primitive(v, kind, codes, frame) for v in value)
+                            if r is not REMOVE
+                        ]
+                        if items:
+                            out[name] = items
+                else:
+                    result = self._primitive(value, kind, codes, frame)
+                    if result is not REMOVE:
+                        out[name] = result
+                continue
+            if item_age:
+                member_age = name == "answer"
             elif kind == "Range":
                 member_age = name in AGE_RANGE_MEMBERS or (age and name.startswith("value"))
             else:
                 member_age = age and name.startswith("value")
-            if age and name in ("valueInteger", "valueDecimal"):
-                self._age_number(value, name, out, frame)
-                continue
-            below = _below(source, name) if kind in self.model.types else source
+            path.append(name)
             if is_list:
-                if not isinstance(value, list):
-                    continue
-                items = []
-                for item in value:
-                    result = self._value(item, kind, codes, frame, member_age, below)
-                    if result is not REMOVE:
-                        items.append(result)
-                if items:
-                    out[name] = items
+                if type(value) is list:
+                    items = []
+                    for item in value:
+                        result = self._complex(item, kind, frame, member_age)
+                        if result is not REMOVE:
+                            items.append(result)
+                    if items:
+                        out[name] = items
             else:
-                result = self._value(value, kind, codes, frame, member_age, below)
+                result = self._complex(value, kind, frame, member_age)
                 if result is not REMOVE:
                     if (kind == "Age" or (kind in QUANTITY_TYPES and member_age)) and not (
                         result.get("comparator") == ">=" and result.get("value") == 90
                     ):
                         self._record(frame, out, name, result)
                     out[name] = result
+            path.pop()
         if type_name == "Coding":
             return self._coding(out)
-        if out:
-            self._fill_required(out, type_name, source)
+        if out and type_name in self.required:
+            self._fill_required(out, type_name, self._source())
         return out if out else REMOVE
 
-    def _value(
-        self,
-        value: Any,
-        kind: str,
-        codes: frozenset[str] | None,
-        frame: _Frame,
-        age: bool,
-        source: list[Any],
-    ) -> Any:
-        if kind == "ResourceList":
-            # Already de-identified and conformed by its own walk.
-            return value if isinstance(value, dict) and "resourceType" in value else REMOVE
-        if kind in self.model.types:
-            return self._complex(value, kind, frame, age, source)
-        return self._primitive(value, kind, codes, frame)
+    def _source(self) -> list[Any]:
+        # The input nodes at the current path (lists flattened): only needed, and only
+        # computed, when a required element is missing.
+        nodes: list[Any] = [self._root]
+        for name in self._path:
+            nodes = _below(nodes, name)
+        return nodes
 
     def _primitive(self, value: Any, kind: str, codes: frozenset[str] | None, frame: _Frame) -> Any:
+        if type(value) is str:
+            if codes is not None:
+                return value if value in codes else REMOVE
+            pattern = self.patterns.get(kind)
+            if pattern is None or pattern.match(value) is None:
+                return REMOVE  # not a string kind (a number as text), or not of its form
+            if kind == "code":
+                return value if _CODE_TOKEN.match(value) else REMOVE  # a free string in a code
+            if kind in _DATE_KINDS:
+                year = int(value[:4])
+                if frame.first_year is None or year < frame.first_year:
+                    frame.first_year = year
+            return value
         if kind == "boolean":
             return value if type(value) is bool else REMOVE
-        if kind in ("integer", "positiveInt", "unsignedInt"):
-            if type(value) is not int or abs(value) > _MAX_INT:
+        if type(value) is int:
+            if kind == "decimal":
+                return value
+            if kind not in _INTEGER_KINDS or abs(value) > _MAX_INT:
                 return REMOVE
             if (kind == "positiveInt" and value < 1) or (kind == "unsignedInt" and value < 0):
                 return REMOVE
             return value
-        if kind == "decimal":
-            if type(value) is int or (type(value) is float and math.isfinite(value)):
-                return value
-            return REMOVE
-        if type(value) is not str or kind == "xhtml":
-            return REMOVE
-        if codes is not None:
-            return value if value in codes else REMOVE
-        pattern = self.model.patterns.get(kind)
-        if pattern is not None and pattern.match(value) is None:
-            return REMOVE
-        if kind == "code" and _CODE_TOKEN.match(value) is None:
-            return REMOVE  # a free string in a coded field
-        if kind in ("date", "dateTime", "instant"):
-            year = int(value[:4])
-            if frame.first_year is None or year < frame.first_year:
-                frame.first_year = year
-        return value
+        if kind == "decimal" and type(value) is float and math.isfinite(value):
+            return value
+        return REMOVE
 
     # -- typed elements ---------------------------------------------------------------------------
 

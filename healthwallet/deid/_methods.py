@@ -141,6 +141,9 @@ def _shift(value: Any, ctx: Context) -> Any:
         if match is None:
             # A partial date (year, year-month) cannot be shifted without showing the real one.
             return REMOVE
+        if ctx.now_year - int(match[1]) > OLDEST_AGE_KEPT:
+            # Shifted, it would still say the person is over 89: 164.514(b)(2)(i)(C).
+            return REMOVE
         try:
             day = date(int(match[1]), int(match[2]), int(match[3]))
             shifted = day + timedelta(days=ctx.shift_days)

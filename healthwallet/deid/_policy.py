@@ -18,7 +18,8 @@ from healthwallet.errors import BadInputError, NotFoundError
 
 POLICY_FORMAT = "healthwallet-deid-policy/1"
 METHODS = ("keep", "redact", "dateshift", "generalize", "cryptohash", "substitute")
-BUILTIN_POLICIES = {"safe-harbor": "safe-harbor.json"}
+BUILTIN_POLICIES = {"safe-harbor": "safe-harbor.json", "dateshift": "safe-harbor.json"}
+"""Built-in policies and their data files; `dateshift` is derived from safe-harbor (below)."""
 
 _COMMON_KEYS = frozenset({"path", "method", "where", "comment"})
 _METHOD_KEYS = {
@@ -254,6 +255,29 @@ def load_policy(name_or_path: str | os.PathLike[str]) -> Policy:
     return Policy(document)
 
 
+DATESHIFT_DESCRIPTION = (
+    "NOT Safe Harbor: the safe-harbor rules, except that clinical dates are shifted by the "
+    "patient's per-study offset (1 to 50 days, the same for all of a patient's dates in one "
+    "study, keyed like the pseudonyms) instead of cut to the year, so intervals between a "
+    "patient's events are kept. Birth dates are still cut to the year (90+ withheld); dates "
+    "more than 89 years back are removed. Use it only where the data agreement allows dates "
+    "(a limited data set, or expert determination)."
+)
+
+
+def _dateshift(document: dict[str, Any]) -> dict[str, Any]:
+    # Every `generalize to year` of the safe-harbor policy becomes `dateshift`.
+    rules = []
+    for rule in document["rules"]:
+        if rule.get("method") == "generalize" and rule.get("to") == "year":
+            rule = {key: value for key, value in rule.items() if key != "to"}
+            rule["method"] = "dateshift"
+            rule["comment"] = "shifted by the patient's per-study offset (not Safe Harbor)"
+        rules.append(rule)
+    return {**document, "name": "dateshift", "description": DATESHIFT_DESCRIPTION, "rules": rules}
+
+
 @cache
 def _builtin(name: str) -> Policy:
-    return Policy(json.loads(_data_text(BUILTIN_POLICIES[name])))
+    document = json.loads(_data_text(BUILTIN_POLICIES[name]))
+    return Policy(_dateshift(document) if name == "dateshift" else document)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 UCUM = "http://unitsofmeasure.org"
 
@@ -174,6 +175,7 @@ def _term_ok(term: str) -> bool:
     return match is not None and _atom_ok(match[1])
 
 
+@lru_cache(maxsize=4096)
 def is_ucum(code: str) -> bool:
     """Whether `code` parses as a UCUM unit built from well-known atoms and annotations."""
     if not code or len(code) > 40 or any(ch.isspace() for ch in code):
@@ -182,6 +184,7 @@ def is_ucum(code: str) -> bool:
     return all(_term_ok(term) for term in re.split(r"[./](?![^{]*\})", text))
 
 
+@lru_cache(maxsize=4096)
 def unit_allowed(unit: str) -> bool:
     """Whether a Quantity `unit` may leave: a UCUM code or a known display of a unit."""
     return len(unit) <= 40 and (is_ucum(unit) or unit.strip().lower() in _DISPLAYS)

@@ -399,8 +399,8 @@ def test_pseudonyms_are_stable_within_and_distinct_across_studies(value: str) ->
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.dates(min_value=date(1900, 3, 1), max_value=date(2099, 10, 1)),
-    st.dates(min_value=date(1900, 3, 1), max_value=date(2099, 10, 1)),
+    st.dates(min_value=date(1937, 3, 1), max_value=date(2099, 10, 1)),
+    st.dates(min_value=date(1937, 3, 1), max_value=date(2099, 10, 1)),
 )
 def test_dateshift_preserves_intervals(first: date, second: date) -> None:
     rules = [
