@@ -45,8 +45,9 @@ def peak_rss_of(argv: list[str], env: dict[str, str] | None = None) -> int:
         "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    out = subprocess.run([sys.executable, "-c", wrapper, *argv], env=env, check=True,
-                         capture_output=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *argv], env=env, check=True, capture_output=True
+    ).stdout
     return int(out.decode().strip()) * 1024
 
 

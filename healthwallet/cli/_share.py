@@ -129,7 +129,8 @@ def cmd_share(
     ] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Every record with this tag.")] = None,
     policy_name: Annotated[
-        str, typer.Option("--policy", help="safe-harbor (default) or a policy JSON file.")
+        str,
+        typer.Option("--policy", help="safe-harbor, dateshift (not Safe Harbor) or a JSON file."),
     ] = "safe-harbor",
     expires: Annotated[
         str | None,

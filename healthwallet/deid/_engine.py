@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from healthwallet.deid._conform import Conformer
 from healthwallet.deid._fhir import R4_RESOURCE_TYPES, check_resource, is_element_name
 from healthwallet.deid._keys import PseudonymKeys
 from healthwallet.deid._methods import REMOVE, Context, Masked, make_method
@@ -132,9 +133,19 @@ def _safe_name(name: str) -> str:
 
 
 class _Walker:
-    __slots__ = ("actions", "automaton", "changes", "ctx", "kinds", "methods", "wheres")
+    __slots__ = (
+        "actions",
+        "automaton",
+        "changes",
+        "conformer",
+        "ctx",
+        "kinds",
+        "methods",
+        "wheres",
+    )
 
-    def __init__(self, engine: _Engine, ctx: Context, report: bool) -> None:
+    def __init__(self, engine: _Engine, ctx: Context, conformer: Conformer, report: bool) -> None:
+        self.conformer = conformer
         self.kinds = engine.kinds
         self.methods = engine.methods
         self.actions = engine.actions
@@ -189,7 +200,8 @@ class _Walker:
                 out["entry"] = entries
             else:
                 del out["entry"]
-        return out
+        # Default deny all the way down: only R4 members, valid values, Safe Harbor ages.
+        return self.conformer.resource(out, resource)
 
     def _members(
         self,
@@ -372,7 +384,8 @@ def deidentify(
         try:
             resource_type = check_resource(resource)
             when = now if now is not None else datetime.now(UTC)
-            walker = _Walker(_engine(policy), Context(keys, when.year), report)
+            conformer = Conformer(when.year, policy.terminology)
+            walker = _Walker(_engine(policy), Context(keys, when.year), conformer, report)
             out = walker.resource(resource, resource_type if report else None)
         except RecursionError as exc:
             raise BadInputError("the resource is nested too deeply") from exc

@@ -95,10 +95,14 @@ def check_resource(resource: Any, where: str = "input") -> str:
     return resource_type
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON (RFC 8259)")
+
+
 def parse_fhir_json(data: bytes | str) -> dict[str, Any]:
     """Parse FHIR R4 JSON text, refusing anything that is not a FHIR resource or Bundle."""
     try:
-        parsed = jsonutil.loads(data)
+        parsed = jsonutil.loads(data, parse_constant=_not_json)
     except UnicodeDecodeError as exc:
         raise BadInputError("input is not JSON (FHIR R4 JSON expected)") from exc
     except ValueError as exc:

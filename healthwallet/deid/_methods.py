@@ -14,7 +14,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from healthwallet.deid._fhir import R4_RESOURCE_TYPES
+from healthwallet.deid._geo import generalize_address
 from healthwallet.deid._keys import PseudonymKeys
+from healthwallet.deid._units import UCUM as UCUM  # re-exported: _kanon uses it
+from healthwallet.deid._units import time_unit
 
 
 class _Remove:
@@ -41,7 +44,6 @@ DATA_ABSENT_REASON_URL = "http://hl7.org/fhir/StructureDefinition/data-absent-re
 AGE_GROUP_URL = "urn:healthwallet:fhir:deid:age-group"
 """Extension on `_birthDate` saying the birth date was withheld because the age is 90 or more."""
 AGE_90_PLUS = "90+"
-UCUM = "http://unitsofmeasure.org"
 DEID_BASE = "https://deidentified.invalid/fhir/"
 """Base of absolute references after cryptohash (RFC 6761 reserves .invalid)."""
 
@@ -139,6 +141,9 @@ def _shift(value: Any, ctx: Context) -> Any:
         if match is None:
             # A partial date (year, year-month) cannot be shifted without showing the real one.
             return REMOVE
+        if ctx.now_year - int(match[1]) > OLDEST_AGE_KEPT:
+            # Shifted, it would still say the person is over 89: 164.514(b)(2)(i)(C).
+            return REMOVE
         try:
             day = date(int(match[1]), int(match[2]), int(match[3]))
             shifted = day + timedelta(days=ctx.shift_days)
@@ -203,28 +208,6 @@ def _to_birth_year(value: Any, ctx: Context) -> Any:
 
 # --- ages and quantities ----------------------------------------------------------------------
 
-# Time units (UCUM code or common display) and their length in years.
-_YEARS_PER_UNIT = {
-    "a": 1.0,
-    "yr": 1.0,
-    "yrs": 1.0,
-    "y": 1.0,
-    "year": 1.0,
-    "years": 1.0,
-    "mo": 1 / 12,
-    "month": 1 / 12,
-    "months": 1 / 12,
-    "wk": 7 / 365.25,
-    "week": 7 / 365.25,
-    "weeks": 7 / 365.25,
-    "d": 1 / 365.25,
-    "day": 1 / 365.25,
-    "days": 1 / 365.25,
-    "h": 1 / 8766,
-    "hour": 1 / 8766,
-    "hours": 1 / 8766,
-    "min": 1 / 525960,
-}
 _QUANTITY_FIELDS = ("value", "comparator", "unit", "system", "code")
 _NUMBER = (int, float)
 _SCALAR = (str, int, float)
@@ -247,8 +230,8 @@ def _age(value: Any, ctx: Context) -> Any:
     unit = value.get("code") if value.get("system") == UCUM else None
     if not isinstance(unit, str):
         unit = value.get("unit")
-    per_year = _YEARS_PER_UNIT.get(unit.lower()) if isinstance(unit, str) else None
-    if per_year is not None and number * per_year > OLDEST_AGE_KEPT:
+    time = time_unit(unit) if isinstance(unit, str) else None
+    if time is not None and number * time[0] > OLDEST_AGE_KEPT:
         return {"value": 90, "comparator": ">=", "unit": "a", "system": UCUM, "code": "a"}
     return {
         key: value[key] for key in _QUANTITY_FIELDS if isinstance(value.get(key), str | int | float)
@@ -299,7 +282,15 @@ def _make_substitute(replacement: Any) -> Method:
     return method
 
 
-GENERALIZE_MODES = ("year", "birth-year", "age", "zip3", "map")
+def _make_address(restricted: frozenset[str]) -> Method:
+    def method(value: Any, ctx: Context) -> Any:
+        result = generalize_address(value, restricted)
+        return REMOVE if result is None else result
+
+    return method
+
+
+GENERALIZE_MODES = ("year", "birth-year", "age", "zip3", "address", "map")
 
 
 def make_method(method: str, params: Mapping[str, Any]) -> Method:
@@ -320,6 +311,8 @@ def make_method(method: str, params: Mapping[str, Any]) -> Method:
             return _age
         if mode == "zip3":
             return _make_zip3(frozenset(params["restricted"]))
+        if mode == "address":
+            return _make_address(frozenset(params["restricted"]))
         if mode == "map":
             return _make_map(dict(params["map"]), params["otherwise"])
     raise ValueError(f"not a value method: {method}")

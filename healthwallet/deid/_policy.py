@@ -18,7 +18,8 @@ from healthwallet.errors import BadInputError, NotFoundError
 
 POLICY_FORMAT = "healthwallet-deid-policy/1"
 METHODS = ("keep", "redact", "dateshift", "generalize", "cryptohash", "substitute")
-BUILTIN_POLICIES = {"safe-harbor": "safe-harbor.json"}
+BUILTIN_POLICIES = {"safe-harbor": "safe-harbor.json", "dateshift": "safe-harbor.json"}
+"""Built-in policies and their data files; `dateshift` is derived from safe-harbor (below)."""
 
 _COMMON_KEYS = frozenset({"path", "method", "where", "comment"})
 _METHOD_KEYS = {
@@ -60,10 +61,17 @@ def canonical_json(document: Any) -> bytes:
 Predicate = Callable[[Any], bool]
 
 
+def _prefix_test(allowed: list[str]) -> Callable[[str], bool]:
+    """A test for a string: one of `allowed`, where a value ending in `*` is a prefix."""
+    exact = frozenset(a for a in allowed if not a.endswith("*"))
+    prefixes = tuple(a[:-1] for a in allowed if a.endswith("*"))
+    return lambda value: value in exact or bool(prefixes and value.startswith(prefixes))
+
+
 def _compile_where(where: Any, index: int, sets: Mapping[str, list[str]]) -> Predicate:
     if not isinstance(where, dict) or not where:
         raise BadInputError(f"policy rule {index}: 'where' must be an object of field: [values]")
-    tests: list[tuple[str, frozenset[str], tuple[str, ...]]] = []
+    tests: list[tuple[str, Callable[[str], bool]]] = []
     for key, allowed in where.items():
         if isinstance(allowed, str) and allowed.startswith("$"):
             if allowed[1:] not in sets:
@@ -73,18 +81,18 @@ def _compile_where(where: Any, index: int, sets: Mapping[str, list[str]]) -> Pre
             raise BadInputError(
                 f"policy rule {index}: 'where.{key}' must be a list of strings or a $set name"
             )
-        exact = frozenset(a for a in allowed if not a.endswith("*"))
-        prefixes = tuple(a[:-1] for a in allowed if a.endswith("*"))
-        tests.append((key, exact, prefixes))
+        tests.append((key, _prefix_test(allowed)))
 
     def predicate(node: Any) -> bool:
-        if not isinstance(node, dict):
-            return False
-        for key, exact, prefixes in tests:
-            found = node.get(key)
-            if not isinstance(found, str):
+        for key, test in tests:
+            # "." tests a primitive node itself (a canonical URL, a code).
+            if key == ".":
+                found = node
+            elif isinstance(node, dict):
+                found = node.get(key)
+            else:
                 return False
-            if found not in exact and not (prefixes and found.startswith(prefixes)):
+            if not isinstance(found, str) or not test(found):
                 return False
         return True
 
@@ -132,11 +140,12 @@ def _normalize_rule(
                 f"policy rule {index}: generalize 'to' must be one of {', '.join(GENERALIZE_MODES)}"
             )
         params["to"] = mode
-        allowed = {"zip3": {"restricted"}, "map": {"map", "otherwise"}}.get(mode, set())
-        extra = {"restricted", "map", "otherwise"} & set(raw) - allowed
+        allowed = {"zip3": {"restricted"}, "address": {"restricted"}, "map": {"map", "otherwise"}}
+        allowed_here = allowed.get(mode, set())
+        extra = {"restricted", "map", "otherwise"} & set(raw) - allowed_here
         if extra:
             raise BadInputError(f"policy rule {index}: {sorted(extra)} do not apply to {mode}")
-        if mode == "zip3":
+        if mode in ("zip3", "address"):
             restricted = raw.get("restricted", list(restricted_zip3()))
             if not isinstance(restricted, list) or not all(
                 isinstance(p, str) and len(p) == 3 and p.isdigit() for p in restricted
@@ -199,6 +208,8 @@ class Policy:
         self._name = normalized.get("name")
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.digest = "sha256:" + hashlib.sha256(self._canonical).hexdigest()
+        self.terminology = _prefix_test(sets["terminologies"]) if "terminologies" in sets else None
+        """Whether a code system is one of the policy's `terminologies` (None: no such set)."""
         self._engine: Any = None
 
     @property
@@ -244,6 +255,29 @@ def load_policy(name_or_path: str | os.PathLike[str]) -> Policy:
     return Policy(document)
 
 
+DATESHIFT_DESCRIPTION = (
+    "NOT Safe Harbor: the safe-harbor rules, except that clinical dates are shifted by the "
+    "patient's per-study offset (1 to 50 days, the same for all of a patient's dates in one "
+    "study, keyed like the pseudonyms) instead of cut to the year, so intervals between a "
+    "patient's events are kept. Birth dates are still cut to the year (90+ withheld); dates "
+    "more than 89 years back are removed. Use it only where the data agreement allows dates "
+    "(a limited data set, or expert determination)."
+)
+
+
+def _dateshift(document: dict[str, Any]) -> dict[str, Any]:
+    # Every `generalize to year` of the safe-harbor policy becomes `dateshift`.
+    rules = []
+    for rule in document["rules"]:
+        if rule.get("method") == "generalize" and rule.get("to") == "year":
+            rule = {key: value for key, value in rule.items() if key != "to"}
+            rule["method"] = "dateshift"
+            rule["comment"] = "shifted by the patient's per-study offset (not Safe Harbor)"
+        rules.append(rule)
+    return {**document, "name": "dateshift", "description": DATESHIFT_DESCRIPTION, "rules": rules}
+
+
 @cache
 def _builtin(name: str) -> Policy:
-    return Policy(json.loads(_data_text(BUILTIN_POLICIES[name])))
+    document = json.loads(_data_text(BUILTIN_POLICIES[name]))
+    return Policy(_dateshift(document) if name == "dateshift" else document)

@@ -23,6 +23,7 @@ from healthwallet.deid import (
     zip3,
 )
 from healthwallet.deid._methods import Context
+from healthwallet.deid._units import UCUM
 from healthwallet.errors import BadInputError, UsageError
 
 NOW = datetime(2025, 6, 1)
@@ -114,12 +115,17 @@ def test_choice_elements_match_their_x_form_only() -> None:
 
 
 def test_wildcards() -> None:
-    resource = {"resourceType": "Basic", "a": {"b": {"c": 1, "d": 2}}, "c": 3}
-    assert run([{"path": "Basic.*.b", "method": "keep"}], resource)["a"] == {"b": {"c": 1, "d": 2}}
-    assert run([{"path": "Basic.**.c", "method": "keep"}], resource) == {
-        "resourceType": "Basic",
-        "a": {"b": {"c": 1}},
-        "c": 3,
+    resource = {
+        "resourceType": "Patient",
+        "name": [{"family": "F", "given": ["G"]}],
+        "contact": [{"name": {"family": "C", "given": ["H"]}}],
+    }
+    out = run([{"path": "Patient.*.family", "method": "keep"}], resource)
+    assert out == {"resourceType": "Patient", "name": [{"family": "F"}]}
+    assert run([{"path": "Patient.**.family", "method": "keep"}], resource) == {
+        "resourceType": "Patient",
+        "name": [{"family": "F"}],
+        "contact": [{"name": {"family": "C"}}],
     }
     assert run([{"path": "Resource.**", "method": "keep"}], resource) == resource
 
@@ -219,48 +225,59 @@ def test_dateshift_moves_every_date_by_the_same_days_and_keeps_intervals() -> No
 
 
 def test_generalize_modes() -> None:
-    resource = {
-        "resourceType": "Basic",
-        "when": "2019-07-04T10:00:00Z",
-        "old": "1930-01-01",
-        "born": "1931-05-05",
-        "zip": "03601-1234",
-        "zipNormal": "10001",
-        "abroad": "SW1A 1AA",
-        "lang": "en-GB",
-        "other": "xx",
-        "age": {"value": 1200, "unit": "mo", "system": "http://unitsofmeasure.org", "code": "mo"},
-        "young": {"value": 42, "unit": "a", "extension": [{"url": "u", "valueString": "s"}]},
+    patient = {
+        "resourceType": "Patient",
+        "birthDate": "1931-05-05",
+        "address": [
+            {"postalCode": "03601-1234"},
+            {"postalCode": "10001"},
+            {"postalCode": "SW1A 1AA"},
+        ],
+        "communication": [{"language": {"coding": [{"code": "en-GB"}, {"code": "xx"}]}}],
     }
     rules = [
-        {"path": "Basic.when", "method": "generalize", "to": "year"},
-        {"path": "Basic.old", "method": "generalize", "to": "year"},
-        {"path": "Basic.born", "method": "generalize", "to": "birth-year"},
-        {"path": "Basic.zip", "method": "generalize", "to": "zip3"},
-        {"path": "Basic.zipNormal", "method": "generalize", "to": "zip3"},
-        {"path": "Basic.abroad", "method": "generalize", "to": "zip3"},
-        {"path": "Basic.lang", "method": "generalize", "to": "map", "map": {"en-GB": "en"}},
+        {"path": "Patient.birthDate", "method": "generalize", "to": "birth-year"},
+        {"path": "Patient.address.postalCode", "method": "generalize", "to": "zip3"},
         {
-            "path": "Basic.other",
+            "path": "Patient.communication.language.coding.code",
             "method": "generalize",
             "to": "map",
-            "map": {},
+            "map": {"en-GB": "en"},
             "otherwise": "keep",
         },
-        {"path": "Basic.age", "method": "generalize", "to": "age"},
-        {"path": "Basic.young", "method": "generalize", "to": "age"},
     ]
-    out = run(rules, resource)
-    assert out["when"] == "2019"
-    assert "old" not in out  # a year 95 years back says the person is over 89
-    assert "born" not in out and out["_born"]["extension"][1]["valueString"] == "90+"
-    assert out["zip"] == "000"
-    assert out["zipNormal"] == "100"
-    assert "abroad" not in out  # not a US ZIP: cannot be generalized safely
-    assert out["lang"] == "en"
-    assert out["other"] == "xx"
-    assert out["age"]["value"] == 90 and out["age"]["comparator"] == ">="
-    assert out["young"] == {"value": 42, "unit": "a"}  # nothing but the Quantity fields
+    out = run(rules, patient)
+    assert "birthDate" not in out and out["_birthDate"]["extension"][1]["valueString"] == "90+"
+    assert out["address"] == [{"postalCode": "000"}, {"postalCode": "100"}]  # SW1A: not a ZIP
+    assert out["communication"][0]["language"]["coding"] == [{"code": "en"}, {"code": "xx"}]
+
+    condition = {
+        "resourceType": "Condition",
+        "recordedDate": "2019-07-04",
+        "onsetDateTime": "1930-01-01",
+        "abatementAge": {"value": 1200, "unit": "mo", "system": UCUM, "code": "mo"},
+    }
+    rules = [
+        {"path": "Condition.recordedDate", "method": "generalize", "to": "year"},
+        {"path": "Condition.onsetDateTime", "method": "generalize", "to": "year"},
+        {"path": "Condition.abatementAge", "method": "generalize", "to": "age"},
+    ]
+    out = run(rules, condition)
+    assert out["recordedDate"] == "2019"
+    assert "onsetDateTime" not in out  # a year 95 years back says the person is over 89
+    assert out["abatementAge"]["value"] == 90 and out["abatementAge"]["comparator"] == ">="
+
+    observation = {
+        "resourceType": "Observation",
+        "valueQuantity": {
+            "value": 42,
+            "unit": "a",
+            "extension": [{"url": "u", "valueString": "s"}],
+        },
+    }
+    rules = [{"path": "Observation.valueQuantity", "method": "generalize", "to": "age"}]
+    out = run(rules, observation)
+    assert out["valueQuantity"] == {"value": 42, "unit": "a"}  # nothing but the Quantity fields
 
 
 def test_substitute_and_keep_copies_are_independent_of_the_input() -> None:
@@ -382,13 +399,21 @@ def test_pseudonyms_are_stable_within_and_distinct_across_studies(value: str) ->
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.dates(min_value=date(1900, 3, 1), max_value=date(2099, 10, 1)),
-    st.dates(min_value=date(1900, 3, 1), max_value=date(2099, 10, 1)),
+    st.dates(min_value=date(1937, 3, 1), max_value=date(2099, 10, 1)),
+    st.dates(min_value=date(1937, 3, 1), max_value=date(2099, 10, 1)),
 )
 def test_dateshift_preserves_intervals(first: date, second: date) -> None:
-    rules = [{"path": "Basic.a", "method": "dateshift"}, {"path": "Basic.b", "method": "dateshift"}]
-    out = run(rules, {"resourceType": "Basic", "a": first.isoformat(), "b": second.isoformat()})
-    shifted = date.fromisoformat(out["a"]), date.fromisoformat(out["b"])
+    rules = [
+        {"path": "Patient.birthDate", "method": "dateshift"},
+        {"path": "Patient.deceasedDateTime", "method": "dateshift"},
+    ]
+    patient = {
+        "resourceType": "Patient",
+        "birthDate": first.isoformat(),
+        "deceasedDateTime": second.isoformat(),
+    }
+    out = run(rules, patient)
+    shifted = date.fromisoformat(out["birthDate"]), date.fromisoformat(out["deceasedDateTime"])
     assert shifted[1] - shifted[0] == second - first
     assert shifted[0] - first == timedelta(days=KEYS.date_shift_days)
 

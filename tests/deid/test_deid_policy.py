@@ -110,7 +110,7 @@ def test_restricted_zip3_list_covers_the_hhs_list() -> None:
     prefixes = restricted_zip3()
     assert set(HHS_2000_RESTRICTED) <= set(prefixes)
     assert all(len(p) == 3 and p.isdigit() for p in prefixes)
-    rule = next(r for r in load_policy("safe-harbor").document["rules"] if r.get("to") == "zip3")
+    rule = next(r for r in load_policy("safe-harbor").document["rules"] if r.get("to") == "address")
     assert rule["restricted"] == list(prefixes)
 
 
