@@ -251,6 +251,13 @@ def test_ingest_writes_a_k_anonymous_dataset_without_identifiers(
     human = research.ok("research", "ingest", *files[:4], "--k", "2", "--out", tmp_path / "h").out
     assert "Ingested 4 patient(s)" in human and "k=2 requested, k=4 achieved" in human
 
+    # no class reaches k: it says so, exits 1 and writes nothing
+    none = research("research", "ingest", *files[:4], "--k", "50", "--out", tmp_path / "n")
+    assert none.code == 1 and not (tmp_path / "n").exists()
+    assert "No patient's equivalence class reaches k=50" in none.out
+    as_json = research("research", "ingest", *files[:4], "--k", "50", "--out", tmp_path / "n", "--json")
+    assert as_json.code == 1 and as_json.json()["outcome"] == "k-not-met"
+
 
 def test_withdrawn_expired_misaddressed_and_junk_are_rejected_with_reasons(
     world: dict[str, Any], tmp_path: Path, www: tuple[Path, str]
