@@ -294,7 +294,8 @@ def _render_ingest(console: Console, result: IngestResult) -> None:
     elif result.outcome == "k-not-met":
         console.print(
             f"No patient's equivalence class reaches k={result.k_requested} "
-            f"({result.suppressed} patient(s) from {result.accepted} share(s)); nothing was written."
+            f"({result.suppressed} patient(s) from {result.accepted} share(s)); "
+            "nothing was written."
         )
     else:
         console.print("No share could be ingested; nothing was written.")
