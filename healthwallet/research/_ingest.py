@@ -347,7 +347,7 @@ def _run(
                 facts: list[tuple[int, str, str, int | None]] = []
                 for unit, kind, line in rows:
                     resource = generalize_resource(json.loads(line), how)
-                    writer.write(kind, canonical_json(resource))
+                    writer.write(kind, resource, canonical_json(resource))
                     facts.extend(
                         (unit, f.kind, f.text, f.num)
                         for f in resource_facts(resource, how.ref_year, how.restricted)

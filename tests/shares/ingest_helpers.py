@@ -81,3 +81,16 @@ def read_dataset(out: Path) -> dict[str, list[dict[str, Any]]]:
         path.stem: [json.loads(line) for line in path.read_text().splitlines()]
         for path in sorted(out.glob("*.ndjson"))
     }
+
+
+def dataset_text(out: Path) -> str:
+    """Everything a dataset directory says, as text (Parquet tables read back row by row)."""
+    import pyarrow.parquet as pq
+
+    parts = []
+    for path in sorted(out.iterdir()):
+        if path.suffix == ".parquet":
+            parts.append(json.dumps(pq.read_table(path).to_pylist()))
+        else:
+            parts.append(path.read_text())
+    return "\n".join(parts)
