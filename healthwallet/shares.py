@@ -785,14 +785,8 @@ def verify_share(
     return ShareVerdict(claims, tuple(checks))
 
 
-def decrypt_dataset(
-    share: ShareFile, claims: ConsentClaims, src: BinaryIO, identity: keys.Identity
-) -> list[dict[str, Any]]:
-    """Decrypt the dataset (``src`` at the payload) and check it against the consent.
-
-    VerificationError when it is not sealed to ``identity``, fails authentication, does not
-    match ``datasetDigest``, or holds other resource types than the consent names.
-    """
+def dataset_keys(share: ShareFile, identity: keys.Identity) -> env.RecordKeys:
+    """The dataset's record keys, once its sealed metadata checks out (VerificationError)."""
     file_key = env.unseal_file_key(
         share.envelope.stanzas, identity.x25519_public, identity.x25519_private
     )
@@ -801,6 +795,19 @@ def decrypt_dataset(
     meta = env.RecordMeta.open(record.meta, record_keys, DATASET_ID)
     if meta.media_type != DATASET_MEDIA_TYPE or meta.size != env.plaintext_length(record.length):
         raise VerificationError("the dataset's metadata does not match the share")
+    return record_keys
+
+
+def decrypt_dataset(
+    share: ShareFile, claims: ConsentClaims, src: BinaryIO, identity: keys.Identity
+) -> list[dict[str, Any]]:
+    """Decrypt the dataset (``src`` at the payload) and check it against the consent.
+
+    VerificationError when it is not sealed to ``identity``, fails authentication, does not
+    match ``datasetDigest``, or holds other resource types than the consent names.
+    """
+    record = share.envelope.records[0]
+    record_keys = dataset_keys(share, identity)
     digest = hashlib.sha256(share.envelope_bytes)
     reader: Any = _payload_reader(src, record.length, digest)
     try:

@@ -282,7 +282,7 @@ def _issue(
 
 
 def _render_ingest(console: Console, result: IngestResult) -> None:
-    if result.accepted:
+    if result.files:
         console.print(
             f"Ingested {result.patients} patient(s), {result.resources} resource(s) into "
             f"{result.out} (study {result.study})"
@@ -301,7 +301,14 @@ def _render_ingest(console: Console, result: IngestResult) -> None:
         birth_year = "kept" if level["birth_year"] == "year" else "removed"
         console.print(
             f"  generalization level {level['level']}: birth year {birth_year}, "
-            f"{level['age_band_years']}-year age bands, ZIP3 {level['zip3']}"
+            f"{level['age_band_years']}-year age bands, ZIP3 {level['zip3']}, "
+            f"state {level['state']}, country {level['country']}"
+        )
+    elif result.outcome == "k-not-met":
+        console.print(
+            f"No patient's equivalence class reaches k={result.k_requested} "
+            f"({result.suppressed} patient(s) from {result.accepted} share(s)); "
+            "nothing was written."
         )
     else:
         console.print("No share could be ingested; nothing was written.")
@@ -360,8 +367,8 @@ def cmd_ingest(
         skew=skew,
     )
     emit(as_json, result.to_json(), lambda console: _render_ingest(console, result))
-    if not result.accepted:
-        raise typer.Exit(1)
+    if not result.files:
+        raise typer.Exit(1)  # no share accepted, or no class reaches k: nothing was written
 
 
 def register(app: typer.Typer) -> None:

@@ -9,8 +9,9 @@ See docs/deidentification.md.
 
 from healthwallet.deid._engine import Change, DeidResult, deidentify, field_path
 from healthwallet.deid._fhir import R4_RESOURCE_TYPES, parse_fhir_json
-from healthwallet.deid._kanon import DEFAULT_QUASI, KAnonResult, k_anonymize, quasi_identifiers
+from healthwallet.deid._kanon import DEFAULT_QUASI, KAnonResult, quasi_identifiers
 from healthwallet.deid._keys import PseudonymKeys
+from healthwallet.deid._kgroup import k_anonymize
 from healthwallet.deid._methods import AGE_GROUP_URL, DEID_BASE, pseudonymize, zip3
 from healthwallet.deid._policy import (
     BUILTIN_POLICIES,

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from conftest import Cli, base_env
 from leaks import container_text, leaked
@@ -228,7 +229,9 @@ def test_ingest_writes_a_k_anonymous_dataset_without_identifiers(
     assert oct(out.stat().st_mode & 0o777) == "0o700"
     names = sorted(p.name for p in out.iterdir())
     assert "report.json" in names and "Patient.ndjson" in names and "Observation.ndjson" in names
-    assert all(re.fullmatch(r"[A-Z][A-Za-z]+\.ndjson", n) for n in names if n != "report.json")
+    assert all(
+        re.fullmatch(r"[A-Z][A-Za-z]+\.(ndjson|parquet)", n) for n in names if n != "report.json"
+    )
 
     # k holds on the output alone
     patients = [json.loads(line) for line in (out / "Patient.ndjson").read_text().splitlines()]
@@ -242,7 +245,10 @@ def test_ingest_writes_a_k_anonymous_dataset_without_identifiers(
     assert lines == result["resources"] == report["resources"] == 11 * 15
 
     # grep every output file for every identifier of every patient, and for their DIDs
-    text = "\n".join(p.read_text() for p in out.iterdir())
+    text = "\n".join(
+        json.dumps(pq.read_table(p).to_pylist()) if p.suffix == ".parquet" else p.read_text()
+        for p in out.iterdir()
+    )
     everyone = [s for entry in world["patients"] for s in entry["person"].secrets]
     assert leaked(everyone, text) == []
     assert [e["did"] for e in world["patients"] if e["did"] in text] == []
@@ -250,6 +256,13 @@ def test_ingest_writes_a_k_anonymous_dataset_without_identifiers(
 
     human = research.ok("research", "ingest", *files[:4], "--k", "2", "--out", tmp_path / "h").out
     assert "Ingested 4 patient(s)" in human and "k=2 requested, k=4 achieved" in human
+
+    # no class reaches k: it says so, exits 1 and writes nothing
+    none = research("research", "ingest", *files[:4], "--k", "50", "--out", tmp_path / "n")
+    assert none.code == 1 and not (tmp_path / "n").exists()
+    assert "No patient's equivalence class reaches k=50" in none.out
+    as_json = research("research", "ingest", *files[:4], "--k", "50", "--out", tmp_path / "n", "--json")
+    assert as_json.code == 1 and as_json.json()["outcome"] == "k-not-met"
 
 
 def test_withdrawn_expired_misaddressed_and_junk_are_rejected_with_reasons(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ingest_helpers import dataset_text
 from share_helpers import (
     LATER,
     NOW,
@@ -52,7 +53,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def output_text(out: Path) -> str:
-    return "\n".join(p.read_text() for p in sorted(out.iterdir()))
+    return dataset_text(out)
 
 
 def test_ingest_merges_enforces_k_and_leaks_nothing(cohort: dict[str, Any], tmp_path: Path) -> None:

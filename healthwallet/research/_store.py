@@ -1,0 +1,204 @@
+"""The ingest's spill store: a DuckDB file in a private work directory, bounded in memory."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ..deid._kgroup import create_tables
+
+MEMORY_LIMIT = "192MB"
+_FLUSH_BYTES = 4 * 1024 * 1024
+_FLUSH_ROWS = 4096
+OUTPUT_BATCH_BYTES = 8 * 1024 * 1024
+_OUTPUT_BATCH_ROWS = 4096
+
+_RESOURCE_SCHEMA = pa.schema(
+    [
+        ("share", pa.int64()),
+        ("seq", pa.int64()),
+        ("type", pa.string()),
+        ("hash", pa.binary()),
+        ("ord", pa.binary()),
+        ("line", pa.binary()),
+    ]
+)
+_FACT_SCHEMA = pa.schema(
+    [("share", pa.int64()), ("kind", pa.string()), ("text", pa.string()), ("num", pa.int64())]
+)
+_ALIAS_SCHEMA = pa.schema([("share", pa.int64()), ("alias", pa.string())])
+
+
+class Store:
+    """Resources, facts and aliases of the shares read so far, on disk.
+
+    Rows of the share being read are buffered (a few MiB at most) and written in Arrow
+    batches; :meth:`drop_share` takes back a share that failed after some rows were written.
+    """
+
+    def __init__(self, work: Path, order_key: bytes) -> None:
+        self.con = duckdb.connect(
+            str(work / "ingest.duckdb"),
+            config={
+                "memory_limit": MEMORY_LIMIT,
+                "threads": 1,
+                "temp_directory": str(work / "spill"),
+                "preserve_insertion_order": False,
+            },
+        )
+        self._order_key = order_key
+        self._rows: list[tuple[int, int, str, bytes, bytes, bytes]] = []
+        self._facts: list[tuple[int, str, str, int | None]] = []
+        self._aliases: list[tuple[int, str]] = []
+        self._bytes = 0
+        self.con.execute(
+            "CREATE TABLE resources (share BIGINT, seq BIGINT, type VARCHAR, hash BLOB, "
+            "ord BLOB, line BLOB)"
+        )
+        self.con.execute(
+            "CREATE TABLE share_facts (share BIGINT, kind VARCHAR, text VARCHAR, num BIGINT)"
+        )
+        self.con.execute("CREATE TABLE share_alias (share BIGINT, alias VARCHAR)")
+        self.con.execute("CREATE TABLE share_ids (id VARCHAR PRIMARY KEY, share BIGINT)")
+        create_tables(self.con)
+
+    def close(self) -> None:
+        """Close the database (the work directory is removed by the caller)."""
+        self.con.close()
+
+    # -- while reading a share --------------------------------------------------------------------
+
+    def is_duplicate(self, share_id: str) -> bool:
+        """True when a share with this id was already accepted."""
+        row = self.con.execute("SELECT 1 FROM share_ids WHERE id = ?", [share_id]).fetchone()
+        return row is not None
+
+    def add(self, share: int, seq: int, kind: str, line: bytes) -> None:
+        """Buffer one resource of ``share`` (canonical JSON ``line``)."""
+        digest = hashlib.sha256(line).digest()
+        order = hmac.new(self._order_key, seq.to_bytes(8, "big"), hashlib.sha256).digest()[:16]
+        self._rows.append((share, seq, kind, digest, order, line))
+        self._bytes += len(line)
+        if self._bytes >= _FLUSH_BYTES or len(self._rows) >= _FLUSH_ROWS:
+            self.flush()
+
+    def add_fact(self, share: int, kind: str, text: str, num: int | None) -> None:
+        """Buffer one quasi-identifier fact of ``share``."""
+        self._facts.append((share, kind, text, num))
+        if len(self._facts) >= _FLUSH_ROWS:
+            self.flush()
+
+    def add_alias(self, share: int, alias: str) -> None:
+        """Buffer one name linking ``share`` to its patient (issuer DID or Patient id)."""
+        self._aliases.append((share, alias))
+        if len(self._aliases) >= _FLUSH_ROWS:
+            self.flush()
+
+    def _insert(self, table: str, schema: pa.Schema, rows: list[Any]) -> None:
+        if not rows:
+            return
+        columns = list(zip(*rows, strict=True))
+        batch = pa.Table.from_arrays(
+            [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
+            schema=schema,
+        )
+        self.con.register("batch", batch)
+        try:
+            self.con.execute(f"INSERT INTO {table} SELECT * FROM batch")  # noqa: S608
+        finally:
+            self.con.unregister("batch")
+
+    def flush(self) -> None:
+        """Write the buffered rows."""
+        self._insert("resources", _RESOURCE_SCHEMA, self._rows)
+        self._insert("share_facts", _FACT_SCHEMA, self._facts)
+        self._insert("share_alias", _ALIAS_SCHEMA, self._aliases)
+        self._rows, self._facts, self._aliases, self._bytes = [], [], [], 0
+
+    def drop_share(self, share: int) -> None:
+        """Forget everything read from ``share`` (it was rejected part-way)."""
+        self._rows = [r for r in self._rows if r[0] != share]
+        self._facts = [f for f in self._facts if f[0] != share]
+        self._aliases = [a for a in self._aliases if a[0] != share]
+        self._bytes = sum(len(r[5]) for r in self._rows)
+        for table in ("resources", "share_facts", "share_alias"):
+            self.con.execute(f"DELETE FROM {table} WHERE share = ?", [share])  # noqa: S608
+
+    def accept(self, share: int, share_id: str) -> None:
+        """Mark ``share`` accepted (its id now counts for duplicates)."""
+        self.flush()
+        self.con.execute("INSERT INTO share_ids VALUES (?, ?)", [share_id, share])
+
+    # -- after every share is read ----------------------------------------------------------------
+
+    def assign_units(self) -> int:
+        """Group shares into patients: shares linked by an issuer DID or a Patient id are one.
+
+        Connected components of the share-alias graph, by label propagation (a few rounds:
+        the graph's diameter). Fills ``units`` and ``unit_facts``; returns the patient count.
+        """
+        con = self.con
+        con.execute("CREATE TABLE share_unit AS SELECT share, share AS unit FROM share_ids")
+        while True:
+            con.execute(
+                "CREATE OR REPLACE TABLE next_unit AS "
+                "SELECT a.share, least(min(u.unit), min(own.unit)) AS unit FROM share_alias a "
+                "JOIN share_alias b USING (alias) JOIN share_unit u ON u.share = b.share "
+                "JOIN share_unit own ON own.share = a.share GROUP BY a.share"
+            )
+            changed = con.execute(
+                "SELECT count(*) FROM next_unit n JOIN share_unit s USING (share) "
+                "WHERE n.unit < s.unit"
+            ).fetchone()
+            if not changed or not changed[0]:
+                break
+            con.execute(
+                "UPDATE share_unit SET unit = n.unit FROM next_unit n "
+                "WHERE share_unit.share = n.share AND n.unit < share_unit.unit"
+            )
+        con.execute("INSERT INTO units SELECT DISTINCT unit FROM share_unit")
+        con.execute(
+            "INSERT INTO unit_facts SELECT DISTINCT u.unit, f.kind, f.text, f.num "
+            "FROM share_facts f JOIN share_unit u USING (share)"
+        )
+        row = con.execute("SELECT count(*) FROM units").fetchone()
+        return int(row[0]) if row else 0
+
+    def order_output(self) -> list[int]:
+        """Sort the kept patients' resources (one copy per patient) by the secret order key.
+
+        Fills ``final`` with byte-bounded batch numbers; returns the batch numbers in order.
+        """
+        con = self.con
+        con.execute(
+            "CREATE TABLE chosen AS SELECT u.unit, min(r.seq) AS seq FROM resources r "
+            "JOIN share_unit u USING (share) JOIN kept_units k ON k.unit = u.unit "
+            "GROUP BY u.unit, r.hash"
+        )
+        con.execute(
+            "CREATE TABLE final AS SELECT c.unit, r.ord, r.type, r.line, "
+            "(sum(octet_length(r.line)) OVER w) // $bytes * 1000000 "
+            "+ (row_number() OVER w) // $rows AS batch "
+            "FROM chosen c JOIN resources r USING (seq) "
+            "WINDOW w AS (ORDER BY r.ord ROWS UNBOUNDED PRECEDING) ORDER BY r.ord",
+            {"bytes": OUTPUT_BATCH_BYTES, "rows": _OUTPUT_BATCH_ROWS},
+        )
+        con.execute("DROP TABLE resources")
+        con.execute("DROP TABLE chosen")
+        return [
+            int(r[0]) for r in con.execute("SELECT DISTINCT batch FROM final ORDER BY 1").fetchall()
+        ]
+
+    def output_batches(self, batches: list[int]) -> Iterator[list[tuple[int, str, bytes]]]:
+        """The kept resources in output order: (unit, type, canonical JSON), batch by batch."""
+        for batch in batches:
+            rows = self.con.execute(
+                "SELECT unit, type, line FROM final WHERE batch = ? ORDER BY ord", [batch]
+            ).fetchall()
+            yield [(int(u), str(t), bytes(line)) for u, t, line in rows]
