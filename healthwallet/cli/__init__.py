@@ -19,16 +19,28 @@ _GLOBAL_VALUE_OPTIONS = ("--home", "--passphrase-file")
 _GLOBAL_FLAGS = ("--debug", "--allow-weak-passphrase")
 
 
+# Options of every command that may also be written before the command name.
+_COMMAND_FLAGS = ("--json",)
+
+
 def hoist_global_options(argv: list[str]) -> list[str]:
-    """Move global options (``--home X``, ``--debug`` …) before the command name."""
+    """Move global options (``--home X``, ``--debug`` …) before the command name, and command
+    flags written before it (``healthwallet --json grants``) to after it."""
     front: list[str] = []
     rest: list[str] = []
+    early: list[str] = []  # command flags seen before the command name
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
+            rest.extend(early)
+            early = []
             rest.extend(argv[i:])
             break
+        if arg in _COMMAND_FLAGS and not any(not a.startswith("-") for a in rest):
+            early.append(arg)
+            i += 1
+            continue
         name = arg.split("=", 1)[0]
         if name in _GLOBAL_VALUE_OPTIONS:
             if "=" in arg:
@@ -41,7 +53,7 @@ def hoist_global_options(argv: list[str]) -> list[str]:
         else:
             rest.append(arg)
         i += 1
-    return front + rest
+    return front + rest + early
 
 
 def run(argv: list[str]) -> int:
