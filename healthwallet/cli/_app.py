@@ -74,6 +74,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "id": "_wallet_cmds",
     "doctor": "_wallet_cmds",
     "where": "_wallet_cmds",
+    "completion": "_completion",
     "config": "_wallet_cmds",
     "record": "_records",
     "anchor": "_anchor",
@@ -137,6 +138,10 @@ def run_app(argv: list[str]) -> int:
     """Run the app on ``argv``; map every outcome to a documented exit code."""
     if _command_name(argv) is not None:
         hardening.disable_core_dumps()  # before any secret is read (docs/threat-model.md)
+    from ._completion import completing
+
+    if completing():
+        argv = []  # the shell passes the words in the environment; register every command
     _register(argv)
     as_json = _wants_json(argv)
     STATE.debug = "--debug" in argv
