@@ -41,7 +41,7 @@ def completing() -> bool:
     """True when a shell is asking for completions; registers the shells typer knows."""
     if not os.environ.get(COMPLETE_VAR):
         return False
-    from typer.completion import completion_init
+    from typer._completion_classes import completion_init  # typer pinned in pyproject.toml
 
     completion_init()
     return True

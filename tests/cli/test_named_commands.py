@@ -76,7 +76,7 @@ def _resolve(root: Any, line: str) -> tuple[list[str], str | None]:
 
 
 # Positional arguments that take a plain word (a setting name, a ledger name, a study id …).
-_WORD_ARGUMENTS = {"key", "name", "value", "ledger", "study", "kind", "setting"}
+_WORD_ARGUMENTS = {"key", "name", "value", "ledger", "study", "kind", "setting", "shell"}
 
 NAMED = _named_commands()
 
