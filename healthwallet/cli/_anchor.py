@@ -63,7 +63,10 @@ def _commitments(wallet: Wallet) -> tuple[Vault, dict[str, str]]:
 def cmd_anchor(
     ctx: typer.Context, ledger: LedgerOption = None, as_json: JsonOption = False
 ) -> None:
-    """Publish the Merkle root of every record not yet anchored (one ledger write per batch)."""
+    """Publish the Merkle root of every record not yet anchored (one ledger write per batch).
+
+    Example: healthwallet anchor --json
+    """
     if ctx.invoked_subcommand is not None:
         return
     from ..anchors import AnchorStore
@@ -89,7 +92,10 @@ def cmd_anchor(
 
 @anchor_app.command("status")
 def cmd_status(ledger: LedgerOption = None, as_json: JsonOption = False) -> None:
-    """Count pending, anchored and confirmed records (asks the ledger when it is reachable)."""
+    """Count pending, anchored and confirmed records (asks the ledger when it is reachable).
+
+    Example: healthwallet anchor status
+    """
     from ..anchors import AnchorStore
 
     wallet = unlock()
@@ -119,7 +125,10 @@ def cmd_verify(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute a record's commitment; check its proof against the root, the root on the ledger."""
+    """Recompute a record's commitment; check its proof against the root, the root on the ledger.
+
+    Example: healthwallet anchor verify 3f2a
+    """
     from ..anchors import AnchorStore
 
     wallet = unlock()
@@ -148,7 +157,10 @@ def cmd_verify(
 
 @ledger_app.command("list")
 def cmd_ledger_list(as_json: JsonOption = False) -> None:
-    """List the installed ledger backends (entry-point group `healthwallet.ledgers`)."""
+    """List the installed ledger backends (entry-point group `healthwallet.ledgers`).
+
+    Example: healthwallet ledger list
+    """
     from ..ledger import available_ledgers
 
     names = available_ledgers()

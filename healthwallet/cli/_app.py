@@ -13,7 +13,7 @@ import typer
 from healthwallet import __version__, hardening
 
 from ..errors import EXIT_INTERNAL, EXIT_USAGE, HealthWalletError
-from . import _common
+from . import _common, _help
 from ._common import STATE
 
 app = typer.Typer(
@@ -143,6 +143,7 @@ def run_app(argv: list[str]) -> int:
     if completing():
         argv = []  # the shell passes the words in the environment; register every command
     _register(argv)
+    _help.install()
     as_json = _wants_json(argv)
     STATE.debug = "--debug" in argv
     try:

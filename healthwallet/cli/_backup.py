@@ -79,7 +79,10 @@ def cmd_backup(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Write one encrypted file holding the whole wallet, sealed to your identity."""
+    """Write one encrypted file holding the whole wallet, sealed to your identity.
+
+    Example: healthwallet backup --out wallet.hwbackup
+    """
     wallet = unlock()
     secret = None
     if passphrase or backup_passphrase_file is not None:
@@ -139,7 +142,10 @@ def cmd_restore(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Rebuild a wallet from a backup (into --home), or merge its records into one."""
+    """Rebuild a wallet from a backup (into --home), or merge its records into one.
+
+    Example: healthwallet restore wallet.hwbackup --home ~/wallet --phrase-file phrase.txt
+    """
     if keystore not in (None, "keyring", "file"):
         raise UsageError(
             f"unknown keystore {keystore!r}", "use --keystore keyring or --keystore file"

@@ -150,7 +150,10 @@ def cmd_grant(
     ] = "ldp",
     as_json: JsonOption = False,
 ) -> None:
-    """Give a doctor time-limited, revocable access: a signed VC and the records sealed to them."""
+    """Give a doctor time-limited, revocable access: a signed VC and the records sealed to them.
+
+    Example: healthwallet grant did:key:z6Mk… --tag knee --expires 7d --out knee.hwgrant
+    """
     if fmt not in ("ldp", "jwt"):
         raise UsageError(f"unknown format {fmt!r}", "use --format ldp or --format jwt")
     from .. import didweb
@@ -223,7 +226,10 @@ def cmd_grant(
 
 
 def cmd_grants(as_json: JsonOption = False) -> None:
-    """List the grants (and research consents) you issued, with their status."""
+    """List the grants (and research consents) you issued, with their status.
+
+    Example: healthwallet grants --json
+    """
     wallet = unlock()
     rows = issued_grants(wallet).list_grants()
     grants = [
@@ -257,7 +263,10 @@ def cmd_revoke(
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Revoke a grant (or a research consent): set its bit in your signed status list."""
+    """Revoke a grant (or a research consent): set its bit in your signed status list.
+
+    Example: healthwallet revoke 637990bb
+    """
     wallet = unlock()
     result = _revoke_any(wallet, grant_id)
     payload = {
@@ -285,7 +294,10 @@ def cmd_status_publish(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the status lists into.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Write your signed StatusList2021 credentials, ready to host at your `status-url`."""
+    """Write your signed StatusList2021 credentials, ready to host at your `status-url`.
+
+    Example: healthwallet status publish --out ./site/status
+    """
     wallet = unlock()
     paths = [str(p) for p in issued_grants(wallet).publish(out)]
     config = read_config(wallet.home)
@@ -305,7 +317,10 @@ def cmd_status_publish(
 
 
 def cmd_log(as_json: JsonOption = False) -> None:
-    """Show the append-only, hash-chained audit log of grants, revocations and shares."""
+    """Show the append-only, hash-chained audit log of grants, revocations and shares.
+
+    Example: healthwallet log
+    """
     wallet = unlock()
     audit = audit_log(wallet)
     entries = audit.read()
@@ -482,7 +497,10 @@ def cmd_open(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify a grant addressed to you and decrypt its records into a directory."""
+    """Verify a grant addressed to you and decrypt its records into a directory.
+
+    Example: healthwallet open knee.hwgrant --out ./from-patient
+    """
     from ..grants import GrantClaims, open_grant, read_grant_header
 
     wallet = unlock()

@@ -85,7 +85,10 @@ def cmd_export(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the recovery phrase (BIP-39, 24 words) of this wallet's identity."""
+    """Show the recovery phrase (BIP-39, 24 words) of this wallet's identity.
+
+    Example: healthwallet key export --phrase > phrase.txt
+    """
     if not phrase:
         raise UsageError("say what to export", "use `healthwallet key export --phrase`")
     if as_json and not show_secret:
@@ -112,7 +115,10 @@ def cmd_export(
 
 @key_app.command("rotate")
 def cmd_rotate(as_json: JsonOption = False) -> None:
-    """Replace the identity key: new DID, every record re-wrapped, old grants still verifiable."""
+    """Replace the identity key: new DID, every record re-wrapped, old grants still verifiable.
+
+    Example: healthwallet key rotate
+    """
     result = rotate_identity(home(), passphrase_source(), checkpoint=_test_checkpoint())
     payload = {"old_did": result.old_did, "new_did": result.new_did, "records": result.records}
 
@@ -130,7 +136,10 @@ def cmd_migrate(
     to: Annotated[str, typer.Option("--to", help="keyring or file.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Move the identity key to the OS keyring or to a passphrase-protected file."""
+    """Move the identity key to the OS keyring or to a passphrase-protected file.
+
+    Example: healthwallet keystore migrate --to file
+    """
     if to not in ("keyring", "file"):
         raise UsageError(f"unknown keystore {to!r}", "use --to keyring or --to file")
     info = migrate_keystore(home(), to, passphrase_source())  # type: ignore[arg-type]

@@ -46,7 +46,10 @@ def cmd_add(
     tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for more.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Encrypt files into the vault."""
+    """Encrypt files into the vault.
+
+    Example: healthwallet record add labs.json scan.pdf --tag 2026
+    """
     _check_type(record_type)
     for path in files:
         check_input_file(path)
@@ -108,7 +111,10 @@ def cmd_list(
     tag: Annotated[str | None, typer.Option("--tag", help="Only records with this tag.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List records (newest last)."""
+    """List records (newest last).
+
+    Example: healthwallet record list --tag 2026
+    """
     _check_type(record_type)
     vault = _open_vault()
     records = vault.records(record_type, tag)
@@ -137,7 +143,10 @@ def cmd_show(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a record's exact bytes (verified first) to a file or stdout."""
+    """Write a record's exact bytes (verified first) to a file or stdout.
+
+    Example: healthwallet record show 3f2a --out labs.json
+    """
     vault = _open_vault()
     record = vault.get(record_id)
     if out_path is None or out_path == "-":
@@ -176,7 +185,10 @@ def cmd_rm(
     record_id: Annotated[str, typer.Argument(help="Record id (or a unique prefix).")],
     as_json: JsonOption = False,
 ) -> None:
-    """Destroy a record: its key, its metadata and its encrypted content."""
+    """Destroy a record: its key, its metadata and its encrypted content.
+
+    Example: healthwallet record rm 3f2a
+    """
     vault = _open_vault()
     removed = vault.remove(record_id)
     vault.close()

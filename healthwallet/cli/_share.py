@@ -148,7 +148,10 @@ def cmd_share(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Share de-identified FHIR records with a research group, under a revocable consent."""
+    """Share de-identified FHIR records with a research group, under a revocable consent.
+
+    Example: healthwallet share did:key:z6Mk… --study cardio-2026 --type fhir --out cardio.hwshare
+    """
     from ..deid import load_policy
     from ..shares import check_study, prepare_dataset, pseudonym_keys
 
@@ -322,7 +325,7 @@ def _render_ingest(console: Console, result: IngestResult) -> None:
 
 @research_app.command("ingest")
 def cmd_ingest(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Share files.")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Share files.")],
     k: Annotated[
         int,
         typer.Option(
@@ -348,7 +351,10 @@ def cmd_ingest(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify consents, decrypt and merge shares, enforce k-anonymity, write NDJSON per type."""
+    """Verify consents, decrypt and merge shares, enforce k-anonymity, write NDJSON per type.
+
+    Example: healthwallet research ingest *.hwshare --k 5 --out dataset
+    """
     from ..research import ingest
 
     if k < 1:

@@ -36,7 +36,10 @@ def cmd_init(
     phrase_file: PhraseFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a wallet: a new identity key (or one from a recovery phrase) and an empty vault."""
+    """Create a wallet: a new identity key (or one from a recovery phrase) and an empty vault.
+
+    Example: healthwallet init --keystore file
+    """
     if keystore not in (None, "keyring", "file"):
         raise UsageError(
             f"unknown keystore {keystore!r}", "use --keystore keyring or --keystore file"
@@ -72,7 +75,10 @@ def cmd_id(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Print this wallet's DID."""
+    """Print this wallet's DID.
+
+    Example: healthwallet id
+    """
     from ..rotation import identity_history
     from ..wallet import read_info
 
@@ -144,7 +150,10 @@ def cmd_where(as_json: JsonOption = False) -> None:
 
 
 def cmd_doctor(as_json: JsonOption = False) -> None:
-    """Check the keystore, the index, and that every record decrypts and matches its commitment."""
+    """Check the keystore, the index, and that every record decrypts and matches its commitment.
+
+    Example: healthwallet doctor
+    """
     wallet = unlock()
     vault = Vault(wallet.home, wallet.identity.vault_key)
     problems, repaired = vault.doctor()
@@ -171,7 +180,10 @@ config_app = typer.Typer(help="Read and change settings.", no_args_is_help=True)
 
 @config_app.command("set")
 def cmd_config_set(key: str, value: str, as_json: JsonOption = False) -> None:
-    """Change a setting (e.g. `status-url`, `ledger`, `max-expiry-days`)."""
+    """Change a setting (e.g. `status-url`, `ledger`, `max-expiry-days`).
+
+    Example: healthwallet config set status-url https://ana.example/status/
+    """
     config = set_config(home(), key, value)
     emit(
         as_json, {"key": key, "value": config[key]}, lambda out: out.print(f"{key} = {config[key]}")
@@ -180,7 +192,10 @@ def cmd_config_set(key: str, value: str, as_json: JsonOption = False) -> None:
 
 @config_app.command("get")
 def cmd_config_get(key: str, as_json: JsonOption = False) -> None:
-    """Print one setting."""
+    """Print one setting.
+
+    Example: healthwallet config get max-expiry-days
+    """
     config = read_config(home())
     if key not in config:
         raise UsageError(
@@ -191,7 +206,10 @@ def cmd_config_get(key: str, as_json: JsonOption = False) -> None:
 
 @config_app.command("list")
 def cmd_config_list(as_json: JsonOption = False) -> None:
-    """Print every setting."""
+    """Print every setting.
+
+    Example: healthwallet config list --json
+    """
     config = read_config(home())
 
     def human(out: Console) -> None:

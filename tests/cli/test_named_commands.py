@@ -19,7 +19,7 @@ from healthwallet.cli import _app
 
 ROOT = Path(__file__).resolve().parents[2]
 _BACKTICKED = re.compile(r"`healthwallet ([^`]*)`")
-_EXAMPLE = re.compile(r"^\$ healthwallet (.*)$", re.MULTILINE)
+_EXAMPLE = re.compile(r"^(?:\$|\s*Example:) healthwallet (.*)$", re.MULTILINE)
 _BARE_WORD = re.compile(r"^[a-z]+$")
 
 
@@ -107,3 +107,34 @@ def test_the_help_of_every_named_command_runs(
 ) -> None:
     assert _app.run_app([*path.split(), "--help"]) == 0, path
     assert f"Usage: healthwallet {path}" in capsys.readouterr().out
+
+
+def _leaf_paths(command: Any, path: tuple[str, ...] = ()) -> list[str]:
+    if hasattr(command, "commands"):
+        return [p for name, sub in sorted(command.commands.items())
+                for p in _leaf_paths(sub, (*path, name))]
+    return [" ".join(path)]
+
+
+LEAVES = _leaf_paths(_root_command())
+_INTERNAL = re.compile(r"<[a-z][\w\[\], ]*>|\{[A-Za-z_.]+\}")
+
+
+@pytest.mark.parametrize("path", LEAVES)
+def test_every_command_help_has_an_example_and_no_internal_metavars(
+    path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _app.run_app([*path.split(), "--help"]) == 0
+    text = capsys.readouterr().out
+    assert f"Example: healthwallet {path}" in text, text
+    assert not _INTERNAL.findall(text), _INTERNAL.findall(text)
+    assert "......" not in text
+
+
+@pytest.mark.parametrize("group", ["", "record", "config", "key", "anchor", "status"])
+def test_command_listings_are_not_cut_mid_sentence(
+    group: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _app.run_app([*group.split(), "--help"]) == 0
+    listing = capsys.readouterr().out.split("Commands:", 1)[1]
+    assert "..." not in listing, listing
