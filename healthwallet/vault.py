@@ -20,7 +20,6 @@ import json
 import os
 import sqlite3
 import stat
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from .errors import (
     UsageError,
     VerificationError,
 )
+from .fhir import Synopsis, synopsis
 from .fsutil import ensure_private_dir, exclusive_lock, fsync_dir, open_private, storage_error
 from .idprefix import resolve_id
 from .stream import RandomBytes
@@ -86,6 +86,8 @@ class Record:
     salt: bytes = field(repr=False)
     commitment: str
     resource_counts: dict[str, int] = field(default_factory=dict)
+    clinical_date: str = ""
+    title: str = ""
 
     def summary(self) -> dict[str, Any]:
         """The JSON shape `record list` prints."""
@@ -97,6 +99,9 @@ class Record:
             "tags": self.tags,
             "size": self.size,
             "added": self.added,
+            "resource_counts": self.resource_counts,
+            "clinical_date": self.clinical_date,
+            "title": self.title,
         }
 
 
@@ -111,8 +116,8 @@ def _detect_image(head: bytes) -> str | None:
     return None
 
 
-def _fhir_counts(path: Path, claimed: bool) -> dict[str, int] | None:
-    """Resource counts when ``path`` is FHIR JSON; None if it is not (BadInputError if claimed)."""
+def _fhir_synopsis(path: Path, claimed: bool) -> Synopsis | None:
+    """What ``path`` holds when it is FHIR JSON; None if it is not (BadInputError if claimed)."""
     size = path.stat().st_size
     if size > FHIR_PARSE_LIMIT:
         if claimed:
@@ -134,19 +139,11 @@ def _fhir_counts(path: Path, claimed: bool) -> dict[str, int] | None:
                 "FHIR records must be FHIR R4 JSON resources or Bundles",
             )
         return None
-    counts: Counter[str] = Counter()
-    if resource["resourceType"] == "Bundle":
-        for entry in resource.get("entry") or []:
-            inner = entry.get("resource") if isinstance(entry, dict) else None
-            if isinstance(inner, dict) and isinstance(inner.get("resourceType"), str):
-                counts[inner["resourceType"]] += 1
-    else:
-        counts[resource["resourceType"]] += 1
-    return dict(counts)
+    return synopsis(resource)
 
 
-def detect_type(path: Path, claimed: str | None) -> tuple[str, str, dict[str, int]]:
-    """(type, media type, resource counts) of a file, checking a claimed type where it matters."""
+def detect_type(path: Path, claimed: str | None) -> tuple[str, str, Synopsis]:
+    """(type, media type, what it holds) of a file, checking a claimed type where it matters."""
     if claimed is not None and claimed not in RECORD_TYPES:
         raise UsageError(
             f"unknown record type {claimed!r}", "use one of: " + ", ".join(RECORD_TYPES)
@@ -157,16 +154,16 @@ def detect_type(path: Path, claimed: str | None) -> tuple[str, str, dict[str, in
     if claimed == "fhir" or (
         claimed is None and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
     ):
-        counts = _fhir_counts(path, claimed == "fhir")
-        if counts is not None:
-            return "fhir", MEDIA_TYPES["fhir"], counts
+        found = _fhir_synopsis(path, claimed == "fhir")
+        if found is not None:
+            return "fhir", MEDIA_TYPES["fhir"], found
     if claimed == "pdf" or (claimed is None and head.startswith(b"%PDF-")):
-        return "pdf", MEDIA_TYPES["pdf"], {}
+        return "pdf", MEDIA_TYPES["pdf"], Synopsis()
     if claimed == "image" or (claimed is None and image):
-        return "image", image or "application/octet-stream", {}
+        return "image", image or "application/octet-stream", Synopsis()
     if head.lstrip().startswith(b"{") and claimed is None:
-        return "other", "application/json", {}
-    return "other", MEDIA_TYPES["other"], {}
+        return "other", "application/json", Synopsis()
+    return "other", MEDIA_TYPES["other"], Synopsis()
 
 
 def vault_key_id(vault_key: bytes) -> str:
@@ -376,6 +373,8 @@ class Vault:
             salt=bytes.fromhex(raw["salt"]),
             commitment=raw["commitment"],
             resource_counts=dict(raw.get("resource_counts", {})),
+            clinical_date=str(raw.get("clinical_date", "")),
+            title=str(raw.get("title", "")),
         )
 
     # -- operations ---------------------------------------------------------------------
@@ -389,7 +388,7 @@ class Vault:
     ) -> Record:
         """Encrypt ``path`` into the vault and return its record."""
         check_input_file(path)
-        kind, media_type, counts = detect_type(path, record_type)
+        kind, media_type, found = detect_type(path, record_type)
         with self._writing() as db:
             record_id = self._new_id(db)
             content_key = self._random(stream.KEY_BYTES)
@@ -426,14 +425,15 @@ class Vault:
                 added=self._now().isoformat(timespec="seconds"),
                 salt=salt,
                 commitment=hasher.hexdigest(),
-                resource_counts=counts,
+                resource_counts=found.resource_counts,
+                clinical_date=found.clinical_date,
+                title=found.title,
             )
             meta = dict(
                 record.summary(),
                 name=record.name,
                 salt=salt.hex(),
                 commitment=record.commitment,
-                resource_counts=counts,
             )
             sealed_meta = stream.seal_bytes(
                 content_key, json.dumps(meta).encode(), _AD_META + record_id.encode(), self._random

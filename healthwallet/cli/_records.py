@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from pathlib import Path
@@ -12,9 +13,10 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from ..errors import UsageError
+from .. import jsonutil
+from ..errors import BadInputError, UsageError
 from ..fsutil import atomic_writer
-from ..vault import RECORD_TYPES, Vault, check_input_file
+from ..vault import RECORD_TYPES, Record, Vault, check_input_file
 from ._common import JsonOption, emit, human_size, stderr_console, stdout_console, unlock
 
 record_app = typer.Typer(help="Add, list, show and remove encrypted records.", no_args_is_help=True)
@@ -118,21 +120,63 @@ def cmd_list(
     _check_type(record_type)
     vault = _open_vault()
     records = vault.records(record_type, tag)
+    vault_ids = records if record_type is None and tag is None else vault.records()
     vault.close()
 
     def human(out: Console) -> None:
         if not records:
             out.print("No records.")
             return
-        table = Table("id", "type", "label", "tags", "size", "added")
+        shown = _short_ids([r.id for r in vault_ids])
+        table = Table(box=None, pad_edge=False)
+        table.add_column("id", no_wrap=True)
+        table.add_column("what", overflow="fold")
+        table.add_column("title / label", overflow="ellipsis", max_width=32)
+        table.add_column("date", no_wrap=True)
+        table.add_column("tags", overflow="fold")
+        table.add_column("size", justify="right", no_wrap=True)
         for r in records:
-            table.add_row(r.id, r.type, r.label, ", ".join(r.tags), human_size(r.size), r.added)
+            table.add_row(
+                shown[r.id],
+                _what(r),
+                r.title or r.label,
+                r.clinical_date,
+                ", ".join(r.tags),
+                human_size(r.size),
+            )
         out.print(table)
 
     emit(as_json, {"records": [r.summary() for r in records]}, human)
 
 
 _TEXT_TYPES = ("application/fhir+json", "application/json")
+_SHORT_ID = 8
+_SUMMARY_LIMIT = 64 * 1024 * 1024  # a summary parses the record in memory
+
+
+def _short_ids(ids: list[str]) -> dict[str, str]:
+    """Each id's shortest prefix of at least 8 characters that no other id shares (copyable:
+    every command takes it)."""
+    shown: dict[str, str] = {}
+    ordered = sorted(ids)
+    for i, ident in enumerate(ordered):
+        length = _SHORT_ID
+        for other in (ordered[i - 1] if i else "", ordered[i + 1] if i + 1 < len(ordered) else ""):
+            while length < len(ident) and other.startswith(ident[:length]):
+                length += 1
+        shown[ident] = ident[:length]
+    return shown
+
+
+def _what(record: Record) -> str:
+    """ "Observation", "Bundle: Observation×2, Patient", or the record type (pdf, image …)."""
+    counts = record.resource_counts
+    if not counts:
+        return record.type
+    parts = [kind + (f"×{n}" if n > 1 else "") for kind, n in sorted(counts.items())]
+    if sum(counts.values()) == 1:
+        return parts[0]
+    return "Bundle: " + ", ".join(parts)
 
 
 @record_app.command("show")
@@ -141,14 +185,21 @@ def cmd_show(
     out_path: Annotated[
         str | None, typer.Option("--out", "-o", help="Write to this file, or - for stdout.")
     ] = None,
+    summary: Annotated[
+        bool,
+        typer.Option("--summary", help="Show a FHIR record as readable text, one line each."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a record's exact bytes (verified first) to a file or stdout.
+    """Write a record's exact bytes (verified first) to a file or stdout, or a readable summary.
 
     Example: healthwallet record show 3f2a --out labs.json
     """
     vault = _open_vault()
     record = vault.get(record_id)
+    if summary:
+        _show_summary(vault, record, as_json)
+        return
     if out_path is None or out_path == "-":
         if as_json:
             raise UsageError(
@@ -178,6 +229,32 @@ def cmd_show(
             f"wrote {human_size(record.size)} to {target}",
         ),
     )
+
+
+def _show_summary(vault: Vault, record: Record, as_json: bool) -> None:
+    """Decrypt a FHIR record (verified first) and print one readable line per resource."""
+    from ..fhir import describe
+
+    if record.type != "fhir":
+        vault.close()
+        raise UsageError(f"record {record.id} is not FHIR ({record.type})", "use --out FILE")
+    if record.size > _SUMMARY_LIMIT:
+        vault.close()
+        raise UsageError("the record is too large to summarise", "use --out FILE")
+    buffer = io.BytesIO()
+    vault.read_into(record.id, buffer)
+    vault.close()
+    try:
+        resource = jsonutil.loads(buffer.getvalue())
+    except (ValueError, UnicodeDecodeError):
+        raise BadInputError(f"record {record.id} is not readable JSON", "use --out FILE") from None
+    lines = describe(resource) if isinstance(resource, dict) else []
+
+    def human(out: Console) -> None:
+        for text in lines:
+            out.print(text)
+
+    emit(as_json, {"id": record.id, "lines": lines}, human)
 
 
 @record_app.command("rm")
