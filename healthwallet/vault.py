@@ -19,22 +19,19 @@ import hashlib
 import json
 import os
 import sqlite3
-import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from . import jsonutil, stream
+from . import stream
 from .errors import (
-    BadInputError,
     KeystoreError,
     NotFoundError,
     StorageError,
-    UsageError,
     VerificationError,
 )
-from .fhir import Synopsis, synopsis
+from .filetypes import check_input_file, detect_type
 from .fsutil import ensure_private_dir, exclusive_lock, fsync_dir, open_private, storage_error
 from .idprefix import resolve_id
 from .stream import RandomBytes
@@ -44,29 +41,12 @@ INDEX_FILE = "vault.sqlite"
 BLOB_DIR = "blobs"
 LOCK_FILE = ".lock"
 SCHEMA_VERSION = 1
-RECORD_TYPES = ("fhir", "pdf", "image", "other")
-FHIR_PARSE_LIMIT = 512 * 1024 * 1024
 
 _AD_BLOB = b"hw-blob/v1\0"
 _AD_META = b"hw-meta/v1\0"
 _AD_KEY = b"hw-key/v1\0"
 _KEY_ID_CONTEXT = b"hw-vault-kid-v1"
 REWRAP_BATCH = 500
-
-MEDIA_TYPES = {
-    "fhir": "application/fhir+json",
-    "pdf": "application/pdf",
-    "other": "application/octet-stream",
-}
-_IMAGE_MAGIC: list[tuple[bytes, str]] = [
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"II*\x00", "image/tiff"),
-    (b"MM\x00*", "image/tiff"),
-    (b"BM", "image/bmp"),
-]
 
 ProgressCallback = Callable[[int], None]
 
@@ -105,88 +85,11 @@ class Record:
         }
 
 
-def _detect_image(head: bytes) -> str | None:
-    for magic, media_type in _IMAGE_MAGIC:
-        if head.startswith(magic):
-            return media_type
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return "application/dicom"
-    return None
-
-
-def _fhir_synopsis(path: Path, claimed: bool) -> Synopsis | None:
-    """What ``path`` holds when it is FHIR JSON; None if it is not (BadInputError if claimed)."""
-    size = path.stat().st_size
-    if size > FHIR_PARSE_LIMIT:
-        if claimed:
-            raise BadInputError("the FHIR file is too large to check", "split the Bundle")
-        return None
-    try:
-        resource = jsonutil.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError):
-        if claimed:
-            raise BadInputError(
-                "a file given as --type fhir is not JSON",
-                "FHIR records must be FHIR R4 JSON; use --type other for anything else",
-            ) from None
-        return None
-    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-        if claimed:
-            raise BadInputError(
-                "a file given as --type fhir has no resourceType",
-                "FHIR records must be FHIR R4 JSON resources or Bundles",
-            )
-        return None
-    return synopsis(resource)
-
-
-def detect_type(path: Path, claimed: str | None) -> tuple[str, str, Synopsis]:
-    """(type, media type, what it holds) of a file, checking a claimed type where it matters."""
-    if claimed is not None and claimed not in RECORD_TYPES:
-        raise UsageError(
-            f"unknown record type {claimed!r}", "use one of: " + ", ".join(RECORD_TYPES)
-        )
-    with path.open("rb") as handle:
-        head = handle.read(512)
-    image = _detect_image(head)
-    if claimed == "fhir" or (
-        claimed is None and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
-    ):
-        found = _fhir_synopsis(path, claimed == "fhir")
-        if found is not None:
-            return "fhir", MEDIA_TYPES["fhir"], found
-    if claimed == "pdf" or (claimed is None and head.startswith(b"%PDF-")):
-        return "pdf", MEDIA_TYPES["pdf"], Synopsis()
-    if claimed == "image" or (claimed is None and image):
-        return "image", image or "application/octet-stream", Synopsis()
-    if head.lstrip().startswith(b"{") and claimed is None:
-        return "other", "application/json", Synopsis()
-    return "other", MEDIA_TYPES["other"], Synopsis()
-
-
 def vault_key_id(vault_key: bytes) -> str:
     """A public fingerprint of a vault key (keyed BLAKE2b), to tell which key wraps the records."""
     return hashlib.blake2b(
         b"", key=vault_key, person=_KEY_ID_CONTEXT.ljust(16, b"\0"), digest_size=16
     ).hexdigest()
-
-
-def check_input_file(path: Path) -> None:
-    """Refuse missing files, directories and unreadable files before any work starts."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise NotFoundError(
-            "an input file does not exist", f"check the path: {path.name}"
-        ) from None
-    except OSError as exc:
-        raise BadInputError(f"cannot read an input file ({exc.strerror})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise BadInputError("an input is a directory, not a file", "pass the files inside it")
-    if not os.access(path, os.R_OK):
-        raise BadInputError("an input file is not readable", "check its permissions")
 
 
 class Vault:
@@ -576,6 +479,24 @@ class Vault:
             db.execute("DELETE FROM pending WHERE id=?", (full,))
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return full
+
+    def edit(self, record_id: str, change: Callable[[dict[str, Any], bytes], None]) -> Record:
+        """Re-seal a record's metadata after ``change(meta, content_key)`` edits it in place
+        (label, type, tags); the content and its commitment are untouched."""
+        with self._writing() as db:
+            full = self.resolve_id(record_id)
+            _, wrapped, sealed = self._fetch(full)
+            _, key = self._decode_checked(full, wrapped, sealed)
+            meta = json.loads(stream.open_bytes(key, sealed, _AD_META + full.encode()))
+            change(meta, key)
+            resealed = stream.seal_bytes(
+                key, json.dumps(meta).encode(), _AD_META + full.encode(), self._random
+            )
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("UPDATE records SET meta=? WHERE id=?", (resealed, full))
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return self._decode_meta(full, key, resealed)
 
     def rewrap(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -15,8 +16,9 @@ from rich.table import Table
 
 from .. import jsonutil
 from ..errors import BadInputError, UsageError
+from ..filetypes import RECORD_TYPES, check_input_file
 from ..fsutil import atomic_writer
-from ..vault import RECORD_TYPES, Record, Vault, check_input_file
+from ..vault import Record, Vault
 from ._common import JsonOption, emit, human_size, stderr_console, stdout_console, unlock
 
 record_app = typer.Typer(help="Add, list, show and remove encrypted records.", no_args_is_help=True)
@@ -52,7 +54,10 @@ def cmd_add(
 
     Example: healthwallet record add labs.json scan.pdf --tag 2026
     """
+    from ..recordedit import check_tag
+
     _check_type(record_type)
+    tags = [check_tag(tag) for tag in tags or []]
     for path in files:
         check_input_file(path)
     vault = _open_vault()
@@ -270,6 +275,82 @@ def cmd_rm(
     removed = vault.remove(record_id)
     vault.close()
     emit(as_json, {"id": removed, "removed": True}, lambda out: out.print(f"removed {removed}"))
+
+
+def _edited(record: Record, as_json: bool, what: str) -> None:
+    emit(
+        as_json,
+        {"record": record.summary()},
+        lambda out: out.print(
+            f"{what} {record.id}: "
+            f"{record.label} [{record.type}] tags: {', '.join(record.tags) or '(none)'}"
+        ),
+    )
+
+
+def _retag(
+    record_id: str, add: Sequence[str], remove: Sequence[str], as_json: bool, what: str
+) -> None:
+    from ..recordedit import retag
+
+    vault = _open_vault()
+    try:
+        record = retag(vault, record_id, add=add, remove=remove)
+    finally:
+        vault.close()
+    _edited(record, as_json, what)
+
+
+@record_app.command("tag")
+def cmd_tag(
+    record_id: Annotated[str, typer.Argument(help="Record id (or a unique prefix).")],
+    tags: Annotated[list[str], typer.Argument(metavar="TAG", help="Tags to add.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Add tags to a record (tags select records for `grant --tag` and `share --tag`).
+
+    Example: healthwallet record tag 3f2a cardiology 2026
+    """
+    _retag(record_id, tags, (), as_json, "tagged")
+
+
+@record_app.command("untag")
+def cmd_untag(
+    record_id: Annotated[str, typer.Argument(help="Record id (or a unique prefix).")],
+    tags: Annotated[list[str], typer.Argument(metavar="TAG", help="Tags to remove.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Remove tags from a record (a tag it does not have is ignored).
+
+    Example: healthwallet record untag 3f2a 2026
+    """
+    _retag(record_id, (), tags, as_json, "untagged")
+
+
+@record_app.command("edit")
+def cmd_edit(
+    record_id: Annotated[str, typer.Argument(help="Record id (or a unique prefix).")],
+    label: Annotated[str | None, typer.Option("--label", help="A new label.")] = None,
+    record_type: Annotated[
+        str | None,
+        typer.Option("--type", help="A new type: fhir, pdf, image or other (checked)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a record's label or type without importing it again.
+
+    Example: healthwallet record edit 3f2a --label "Blood test, March" --type fhir
+    """
+    from ..recordedit import edit_record
+
+    if label is None and record_type is None:
+        raise UsageError("say what to change", "give --label TEXT and/or --type TYPE")
+    vault = _open_vault()
+    try:
+        record = edit_record(vault, record_id, label=label, record_type=record_type)
+    finally:
+        vault.close()
+    _edited(record, as_json, "edited")
 
 
 def register(app: typer.Typer) -> None:

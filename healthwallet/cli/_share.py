@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import NotFoundError, UsageError
+from ..filetypes import RECORD_TYPES
 from ..keys import Identity, ed25519_from_did
 from ..timeutil import parse_expiry
-from ..vault import RECORD_TYPES, Record, Vault
+from ..vault import Record, Vault
 from ..wallet import Wallet, read_config, utc_now
 from ._common import (
     JsonOption,
