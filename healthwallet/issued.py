@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -534,3 +534,18 @@ def _json_bytes(credential: Mapping[str, Any] | str) -> bytes:
     if isinstance(credential, str):
         return credential.encode("ascii") + b"\n"
     return json.dumps(credential, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def active_grants_holding(
+    record_id: str, audit_entries: Iterable[Mapping[str, Any]], grants: Iterable[IssuedGrant]
+) -> list[IssuedGrant]:
+    """The active (unexpired, unrevoked) grants that carry ``record_id``, as the audit log's
+    `grant.issued` entries name their records."""
+    holding = {
+        str(entry["details"].get("grant_id"))
+        for entry in audit_entries
+        if entry.get("event") == "grant.issued"
+        and isinstance(entry.get("details"), Mapping)
+        and record_id in (entry["details"].get("records") or [])
+    }
+    return [g for g in grants if g["status"] == "active" and g["grant_id"] in holding]

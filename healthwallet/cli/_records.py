@@ -271,10 +271,27 @@ def cmd_rm(
 
     Example: healthwallet record rm 3f2a
     """
-    vault = _open_vault()
-    removed = vault.remove(record_id)
-    vault.close()
-    emit(as_json, {"id": removed, "removed": True}, lambda out: out.print(f"removed {removed}"))
+    from ..issued import active_grants_holding
+    from ._grants import audit_log, issued_grants
+
+    wallet = unlock()
+    vault = Vault(wallet.home, wallet.identity.vault_key)
+    try:
+        full = vault.resolve_id(record_id)
+        holding = active_grants_holding(
+            full, audit_log(wallet).read(), issued_grants(wallet, with_audit=False).list_grants()
+        )
+        for grant in holding:
+            stderr_console().print(
+                f"warning: record {full} is in grant {grant['grant_id']} to {grant['recipient']}"
+                f" (active until {grant['expires']}); removing it here does not take back the"
+                f" doctor's copy: `healthwallet revoke {grant['grant_id']}` does"
+            )
+        removed = vault.remove(full)
+    finally:
+        vault.close()
+    payload = {"id": removed, "removed": True, "in_grants": [g["grant_id"] for g in holding]}
+    emit(as_json, payload, lambda out: out.print(f"removed {removed}"))
 
 
 def _edited(record: Record, as_json: bool, what: str) -> None:

@@ -68,3 +68,23 @@ def test_a_bad_tag_is_refused_everywhere(one: tuple[Cli, str], tag: str, tmp_pat
     source = tmp_path / "x.pdf"
     source.write_bytes(b"%PDF-1.4\n%%EOF\n")
     assert wallet("record", "add", source, "--tag", tag).code == 2
+
+
+def test_rm_of_a_record_in_an_active_grant_warns_and_names_the_grant(one: tuple[Cli, str],
+                                                                    tmp_path: Path) -> None:
+    wallet, record_id = one
+    doctor = Cli(tmp_path / "doc", dict(wallet.env, HEALTHWALLET_HOME=str(tmp_path / "doc")))
+    doctor.ok("init", "--keystore", "file")
+    other = tmp_path / "other.pdf"
+    other.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    other_id = wallet.ok("record", "add", other, "--json").json()["records"][0]["id"]
+    grant_id = wallet.ok("grant", doctor.ok("id").out.strip(), "--record", record_id,
+                         "--record", other_id, "--expires", "1d", "--out",
+                         tmp_path / "g.hwgrant", "--json").json()["grant_id"]
+    result = wallet("record", "rm", record_id, "--json")
+    assert result.code == 0 and result.json()["in_grants"] == [grant_id]
+    assert f"warning: record {record_id} is in grant {grant_id}" in result.err
+    assert f"healthwallet revoke {grant_id}" in result.err
+    wallet.ok("revoke", grant_id)
+    quiet = wallet("record", "rm", other_id, "--json")
+    assert quiet.code == 0 and quiet.json()["in_grants"] == [] and "warning" not in quiet.err
