@@ -135,7 +135,7 @@ class AuditLog:
         if not _EVENT_RE.match(event):
             raise UsageError(f"audit event name {event!r} is not allowed")
         clean = _check_details(details or {})
-        ensure_private_dir(self.home)
+        ensure_private_dir(self.home, symlinks="owned")
         with exclusive_lock(self._lock):
             last = self._last_line()
             if last is None:

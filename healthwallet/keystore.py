@@ -22,8 +22,8 @@ from typing import Any, Literal, Protocol
 from nacl import pwhash
 
 from .errors import KeystoreError, UsageError, VerificationError
-from .fsutil import atomic_write_bytes
 from .keys import SEED_BYTES
+from .safewrite import atomic_write_bytes
 from .stream import RandomBytes, open_bytes, seal_bytes
 
 KeystoreKind = Literal["keyring", "file"]

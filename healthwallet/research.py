@@ -13,7 +13,6 @@ into the output directory.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ from .errors import (
     NotFoundError,
     UsageError,
 )
-from .fsutil import fsync_dir, open_private, storage_error
+from .safewrite import OutputDir
 from .shares import (
     DEFAULT_SKEW,
     ShareVerdict,
@@ -323,29 +322,12 @@ def ingest(
 
 def _write_all(out_dir: Path, files: dict[str, bytes], random_bytes: RandomBytes) -> None:
     """Write every file into a private temp directory beside ``out_dir``, then rename it."""
-    parent = out_dir.parent
-    try:
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = parent / f".{out_dir.name}.tmp-{random_bytes(6).hex()}"
-        tmp.mkdir(mode=0o700)
-    except OSError as exc:
-        raise storage_error(exc, "the output directory") from None
-    try:
-        tmp.chmod(0o700)
-        for name, content in sorted(files.items()):
-            with open_private(tmp / name) as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-        fsync_dir(tmp)
-        if out_dir.is_dir():
-            _check_out_dir(out_dir)  # still empty: replace it
-            out_dir.rmdir()
-        os.rename(tmp, out_dir)
-        fsync_dir(parent)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise storage_error(exc, "the dataset") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with OutputDir(out_dir.parent, create=True, random_bytes=random_bytes) as parent:
+        tmp = parent.new_temp_dir()
+        with OutputDir(
+            parent.sub_path(tmp), symlinks="refuse", sweep=False, what="the dataset"
+        ) as staged:
+            for name, content in sorted(files.items()):
+                staged.write_bytes(name, content)
+        _check_out_dir(out_dir)  # still missing or empty: replace it
+        parent.place(tmp, out_dir.name)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import KeystoreError, NotFoundError, UsageError
-from .fsutil import atomic_write_bytes, ensure_private_dir, exclusive_lock
+from .fsutil import ensure_private_dir, exclusive_lock, refuse_links_in_home
 from .keys import Identity
 from .keystore import (
     KeyringLike,
@@ -22,6 +22,7 @@ from .keystore import (
     ask_once,
     system_keyring,
 )
+from .safewrite import atomic_write_bytes
 from .stream import RandomBytes
 
 WALLET_FILE = "wallet.json"
@@ -97,6 +98,7 @@ def wallet_exists(home: Path) -> bool:
 def read_info(home: Path) -> WalletInfo:
     """Read wallet.json; NotFoundError when there is no wallet here."""
     path = home / WALLET_FILE
+    refuse_links_in_home(home)
     try:
         raw = json.loads(path.read_bytes())
     except FileNotFoundError:
@@ -162,7 +164,7 @@ def init_wallet(
             "a wallet already exists here; nothing was changed",
             "use another --home, or keep using the wallet you have",
         )
-    ensure_private_dir(home)
+    ensure_private_dir(home, symlinks="owned")
     kind = choose_keystore(keystore, keyring_backend)
     identity = Identity(seed if seed is not None else random_bytes(32))
     from .credentials import did_of
@@ -251,7 +253,7 @@ def set_config(home: Path, key: str, value: str) -> dict[str, str]:
         raise UsageError(
             f"unknown setting {key!r}", "known settings: " + ", ".join(sorted(CONFIG_DEFAULTS))
         )
-    ensure_private_dir(home)
+    ensure_private_dir(home, symlinks="owned")
     stored: dict[str, str] = {}
     try:
         stored = json.loads((home / CONFIG_FILE).read_bytes())

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from ..errors import UsageError
-from ..fsutil import atomic_writer
+from ..safewrite import atomic_writer
 from ..vault import RECORD_TYPES, Vault, check_input_file
 from ._common import JsonOption, emit, human_size, stderr_console, stdout_console, unlock
 
