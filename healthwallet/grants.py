@@ -18,7 +18,6 @@ import shutil
 import struct
 import tempfile
 import threading
-import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -42,6 +41,7 @@ from .errors import (
     UsageError,
     VerificationError,
 )
+from .filenames import safe_file_name
 from .safewrite import OutputDir
 
 MAGIC = b"healthwallet-grant/v1\n"
@@ -824,19 +824,6 @@ def verify_grant(
 
 
 # -- opening --------------------------------------------------------------------------------------
-
-_UNSAFE_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\:]")
-
-
-def safe_file_name(name: str, fallback: str) -> str:
-    """A file name that stays inside the output directory (basename, no control characters)."""
-    base = re.split(r"[/\\]", unicodedata.normalize("NFC", name))[-1]
-    base = _UNSAFE_NAME_CHARS.sub("_", base).strip().lstrip(".")
-    while len(base.encode("utf-8")) > 200:
-        base = base[:-1]
-    if not base or base in {".", ".."}:
-        return fallback
-    return base
 
 
 def _candidates(name: str) -> Iterator[str]:

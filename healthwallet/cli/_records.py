@@ -13,6 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from ..errors import UsageError
+from ..filenames import safe_file_name
 from ..safewrite import atomic_writer
 from ..vault import RECORD_TYPES, Vault, check_input_file
 from ._common import JsonOption, emit, human_size, stderr_console, stdout_console, unlock
@@ -158,7 +159,7 @@ def cmd_show(
         return
     target = Path(out_path)
     if target.is_dir():
-        target = target / Path(record.name).name
+        target = target / safe_file_name(record.name, f"record-{record.id}")
     with atomic_writer(target, "the output file") as handle:
         vault.read_into(record.id, handle)
     vault.close()

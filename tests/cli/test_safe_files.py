@@ -330,3 +330,29 @@ def test_killed_record_add_leaves_nothing_past_any_next_command(
     wallet.ok("record", "list")  # a reader
     assert _leftovers(staging) == []
     assert _leftovers(wallet.home / "blobs") == []
+
+
+# -- file names that `open` writes -----------------------------------------------------------------
+
+
+def test_file_names_open_writes_are_free_of_bidi_controls_and_lookalike_slashes(
+    pair: dict[str, Cli], tmp_path: Path
+) -> None:
+    patient, doctor = pair["patient"], pair["doctor"]
+    names = ["invoice\u202efdp.sh", "..\u2215..\u2215.bashrc", "x\x1b]0;owned\x07.pdf"]
+    for name in names:
+        source = tmp_path / "src" / name
+        source.parent.mkdir(exist_ok=True)
+        source.write_bytes(SCAN)
+        patient.ok("record", "add", source, "--type", "pdf")
+    grant_file = _grant(pair, tmp_path)
+    out = tmp_path / "opened"
+    doctor.ok("open", grant_file, "--out", out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["knee.pdf", "invoice_fdp.sh", "_.._.bashrc", "x_]0;owned_.pdf"]
+    )
+    record_id = patient.ok("record", "list", "--json").json()["records"][1]["id"]
+    shown = tmp_path / "shown"
+    shown.mkdir()
+    patient.ok("record", "show", record_id, "--out", shown)
+    assert [p.name for p in shown.iterdir()] == ["invoice_fdp.sh"]
