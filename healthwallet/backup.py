@@ -47,6 +47,7 @@ from .errors import (
     VerificationError,
 )
 from .fsutil import (
+    LOCK_FILE,
     ensure_private_dir,
     exclusive_lock,
     open_private,
@@ -70,15 +71,14 @@ from .keystore import (
 from .rotation import RETIRED_FILE, RETIRED_NEXT, read_retired
 from .safewrite import OutputDir
 from .stream import RandomBytes
-from .vault import BLOB_DIR, INDEX_FILE, LOCK_FILE, Vault
+from .timeutil import Clock, utc_now
+from .unlock import open_wallet
+from .vault import BLOB_DIR, INDEX_FILE, Vault
 from .wallet import (
     ROTATION_FILE,
-    Clock,
     Wallet,
     choose_keystore,
-    open_wallet,
     read_info,
-    utc_now,
     wallet_exists,
     write_info,
 )

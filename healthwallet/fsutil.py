@@ -15,6 +15,7 @@ from .errors import NotFoundError, StorageError, UsageError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+LOCK_FILE = ".lock"  # flock(2) target of the wallet's writers
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 # "owned": a symlink as the last component is followed only when this user (or root) owns it,
 # as the directory named on the command line may be; "refuse": never (the wallet's own folders).

@@ -1,11 +1,20 @@
-"""Parsing times people type: durations (`90s`, `24h`, `7d`) and ISO 8601 instants."""
+"""Time: the injectable clock, and parsing times people type (durations, ISO 8601 instants)."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from .errors import UsageError
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
 
 _DURATION = re.compile(r"^\s*(\d{1,9})\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -37,6 +37,7 @@ from .errors import (
     VerificationError,
 )
 from .fsutil import (
+    LOCK_FILE,
     ensure_private_dir,
     exclusive_lock,
     open_private,
@@ -46,13 +47,12 @@ from .fsutil import (
 from .idprefix import resolve_id
 from .safewrite import OutputDir
 from .stream import RandomBytes
-from .wallet import Clock, utc_now
+from .timeutil import Clock, utc_now
 
 INDEX_FILE = "vault.sqlite"
 BLOB_DIR = "blobs"
 STAGING_DIR = ".tmp-staging"  # blobs being written; never backed up (name starts `.tmp-`)
 _BLOBS = "the record folder"
-LOCK_FILE = ".lock"
 SCHEMA_VERSION = 1
 RECORD_TYPES = ("fhir", "pdf", "image", "other")
 FHIR_PARSE_LIMIT = 512 * 1024 * 1024

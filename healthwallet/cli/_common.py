@@ -17,7 +17,8 @@ from rich.console import Console
 from ..errors import KeystoreError, UsageError
 from ..keystore import PassphraseSource
 from ..safewrite import atomic_writer
-from ..wallet import Wallet, open_wallet, resolve_home
+from ..unlock import open_wallet
+from ..wallet import Wallet, resolve_home
 
 PASSPHRASE_ENV = "HEALTHWALLET_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 

@@ -15,9 +15,9 @@ from rich.table import Table
 from ..errors import BadInputError, NotFoundError, UsageError, VerificationError
 from ..idprefix import resolve_id
 from ..keys import ed25519_from_did
-from ..timeutil import parse_expiry, parse_instant
+from ..timeutil import parse_expiry, parse_instant, utc_now
 from ..vault import Record, Vault
-from ..wallet import Wallet, read_config, read_info, utc_now, wallet_exists
+from ..wallet import Wallet, read_config, read_info, wallet_exists
 from ._common import (
     JsonOption,
     emit,

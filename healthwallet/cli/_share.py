@@ -14,9 +14,9 @@ from rich.table import Table
 
 from ..errors import NotFoundError, UsageError
 from ..keys import Identity, ed25519_from_did
-from ..timeutil import parse_expiry
+from ..timeutil import parse_expiry, utc_now
 from ..vault import RECORD_TYPES, Record, Vault
-from ..wallet import Wallet, read_config, utc_now
+from ..wallet import Wallet, read_config
 from ._common import JsonOption, emit, note_local_status_list, unlock, write_binary_out
 
 if TYPE_CHECKING:
