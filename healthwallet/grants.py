@@ -857,9 +857,10 @@ def open_grant(
     anchor_verifier: AnchorVerifier | None = None,
     random_bytes: RandomBytes = os.urandom,
     also_me: Sequence[str] = (),
+    journal: Path | None = None,
 ) -> list[OpenedRecord]:
     """Verify a grant addressed to ``identity`` (or a did:web in ``also_me`` it answers to)
-    and decrypt its records into ``out_dir``."""
+    and decrypt its records into ``out_dir`` (``journal``: see safewrite.sweep_journal)."""
     grant, proof, claims = _load(src)
     ctx = GrantContext(grant, proof, claims)
     policies = _policies(
@@ -884,7 +885,7 @@ def open_grant(
 
     created_dir = not out_dir.exists()
     staged: list[_Staged] = []
-    target = OutputDir(out_dir, create=True, random_bytes=random_bytes)
+    target = OutputDir(out_dir, create=True, random_bytes=random_bytes, journal=journal)
     try:
         digest = hashlib.sha256(grant.envelope_bytes)
         worker = _HashWorker()

@@ -29,8 +29,15 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import StorageError, UsageError
-from .fsutil import DIR_FLAGS, FILE_MODE, SymlinkPolicy, open_dir_fd, storage_error
+from .errors import HealthWalletError, StorageError, UsageError
+from .fsutil import (
+    DIR_FLAGS,
+    FILE_MODE,
+    SymlinkPolicy,
+    ensure_private_dir,
+    open_dir_fd,
+    storage_error,
+)
 
 TEMP_PREFIX = ".tmp-hw-"
 _SESSION_ENTRY = re.compile(r"^\.tmp-hw-([0-9a-f]{16})(?:\.lock|-[0-9a-f]{16}(?:\.d)?)$")
@@ -60,10 +67,13 @@ class OutputDir:
         what: str = "the output directory",
         random_bytes: RandomBytes = os.urandom,
         sweep: bool = True,
+        journal: Path | None = None,
     ) -> None:
         self.path = path
         self.what = what
         self._random = random_bytes
+        self._journal = journal
+        self._journal_fd: int | None = None
         if create:
             try:
                 path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -90,9 +100,6 @@ class OutputDir:
         self.close()
 
     # -- sessions ---------------------------------------------------------------------------
-    def _name(self, suffix: str) -> str:
-        return f"{TEMP_PREFIX}{self._random(8).hex()}{suffix}"
-
     def _start_session(self) -> str:
         if self._session is not None:
             return self._session
@@ -107,10 +114,18 @@ class OutputDir:
                 raise storage_error(exc, self.what) from None
             fcntl.flock(fd, fcntl.LOCK_EX)
             # A sweeper may have taken the lock between create and flock and removed the file.
-            if _same_entry(self.fd, lock, fd):
-                self._session, self._lock_fd = session, fd
-                return session
-            os.close(fd)
+            if not _same_entry(self.fd, lock, fd):
+                os.close(fd)
+                continue
+            try:
+                if self._journal is not None:
+                    self._journal_fd = _journal_enter(self._journal, session, self.path)
+            except BaseException:
+                os.unlink(lock, dir_fd=self.fd)
+                os.close(fd)
+                raise
+            self._session, self._lock_fd = session, fd
+            return session
         raise StorageError(f"cannot create a temporary file in {self.what}")
 
     def _end_session(self) -> None:
@@ -119,6 +134,11 @@ class OutputDir:
         with contextlib.suppress(OSError):
             os.unlink(f"{TEMP_PREFIX}{self._session}.lock", dir_fd=self.fd)
         os.close(self._lock_fd)
+        if self._journal is not None and self._journal_fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._journal / f"{self._session}{_JOURNAL_SUFFIX}")
+            os.close(self._journal_fd)
+            self._journal_fd = None
         self._lock_fd = self._session = None
 
     def close(self) -> None:
@@ -281,6 +301,16 @@ class OutputDir:
                         removed += 1
         return removed
 
+    def sweep_session(self, session: str) -> int:
+        """Remove what session ``session`` left here, if it is dead."""
+        prefix = f"{TEMP_PREFIX}{session}"
+        try:
+            names = [e.name for e in os.scandir(self.fd) if e.name.startswith(prefix)]
+        except OSError:
+            return 0
+        names = [n for n in names if (m := _SESSION_ENTRY.match(n)) and m.group(1) == session]
+        return self._sweep_session(session, names) if names else 0
+
     def _sweep_session(self, session: str, entries: list[str]) -> int:
         lock = f"{TEMP_PREFIX}{session}.lock"
         try:
@@ -321,6 +351,70 @@ class OutputDir:
         return removed
 
 
+# -- the journal: where sessions outside the wallet home are writing ------------------------------
+# A command that writes plaintext outside the home (open, record show --out) records the
+# directory in <home>/.tmp-outputs/<session>.where and holds flock on it. Every command that
+# opens the wallet sweeps the directories of dead sessions, so what a kill left there goes with
+# the next run of any command, not only the next one writing into that directory.
+JOURNAL_DIR = ".tmp-outputs"
+_JOURNAL_SUFFIX = ".where"
+_JOURNAL_ENTRY = re.compile(r"^([0-9a-f]{16})\.where$")
+_MAX_JOURNAL_BYTES = 8192
+
+
+def _journal_enter(journal: Path, session: str, out_path: Path) -> int:
+    ensure_private_dir(journal)
+    entry = journal / f"{session}{_JOURNAL_SUFFIX}"
+    for _ in range(_ATTEMPTS):
+        try:
+            fd = os.open(entry, _OPEN_NEW, FILE_MODE)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not os.path.samestat(os.fstat(fd), os.stat(entry, follow_symlinks=False)):
+                raise FileNotFoundError  # a sweeper removed it before our flock: again
+            os.write(fd, os.fsencode(str(out_path.absolute())))
+            os.fsync(fd)
+            return fd
+        except FileNotFoundError:
+            os.close(fd)
+        except OSError as exc:
+            raise storage_error(exc, "the wallet home") from None
+    raise StorageError("cannot record an output directory in the wallet home")
+
+
+def sweep_journal(journal: Path) -> int:
+    """Sweep the directories that dead sessions named in ``journal``; returns entries removed."""
+    removed = 0
+    try:
+        entries = [e.name for e in os.scandir(journal)]
+    except OSError:
+        return 0
+    for name in entries:
+        match = _JOURNAL_ENTRY.match(name)
+        if not match:
+            continue
+        try:
+            fd = os.open(journal / name, _OPEN_PROBE)
+        except OSError:
+            continue
+        try:
+            if not (stat.S_ISREG(os.fstat(fd).st_mode) and _is_ours(os.fstat(fd))):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live session
+            target = Path(os.fsdecode(os.read(fd, _MAX_JOURNAL_BYTES)))
+            if target.is_absolute():
+                with contextlib.suppress(HealthWalletError, OSError):
+                    with OutputDir(target, sweep=False, what="an output directory") as out_dir:
+                        removed += out_dir.sweep_session(match.group(1))
+            with contextlib.suppress(OSError):
+                os.unlink(journal / name)
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _remove_entry(dir_fd: int, name: str) -> None:
     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     if stat.S_ISDIR(st.st_mode):
@@ -351,10 +445,12 @@ def atomic_writer(
     replace: bool = True,
     mode: int = FILE_MODE,
     random_bytes: RandomBytes = os.urandom,
+    journal: Path | None = None,
 ) -> Iterator[BinaryIO]:
-    """Write file ``path`` through :class:`OutputDir` (its parent must exist)."""
+    """Write file ``path`` through :class:`OutputDir` (its parent must exist); ``journal``: see
+    :func:`sweep_journal`."""
     where = f"the directory of {what}"
-    with OutputDir(path.parent, what=where, random_bytes=random_bytes) as out_dir:
+    with OutputDir(path.parent, what=where, random_bytes=random_bytes, journal=journal) as out_dir:
         with out_dir.writer(path.name, replace=replace, mode=mode) as handle:
             yield handle
 

@@ -17,7 +17,7 @@ from .keystore import (
     KeystoreKind,
     system_keyring,
 )
-from .safewrite import OutputDir, atomic_write_bytes
+from .safewrite import JOURNAL_DIR, OutputDir, atomic_write_bytes, sweep_journal
 
 WALLET_FILE = "wallet.json"
 ROTATION_FILE = "rotation.json"  # present only while a key rotation is unfinished (rotation.py)
@@ -88,6 +88,7 @@ def read_info(home: Path) -> WalletInfo:
     # Every command that opens the wallet removes temp files a killed writer left in the home.
     with contextlib.suppress(HealthWalletError):  # a read-only or missing home: nothing to do
         OutputDir(home, what="the wallet home").close()
+    sweep_journal(home / JOURNAL_DIR)  # and what killed sessions left where they wrote
     try:
         raw = json.loads(path.read_bytes())
     except FileNotFoundError:

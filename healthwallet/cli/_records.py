@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..errors import UsageError
 from ..filenames import safe_file_name
-from ..safewrite import atomic_writer
+from ..safewrite import JOURNAL_DIR, atomic_writer
 from ..vault import RECORD_TYPES, Vault, check_input_file
 from ._common import JsonOption, emit, human_size, stderr_console, stdout_console, unlock
 
@@ -160,7 +160,7 @@ def cmd_show(
     target = Path(out_path)
     if target.is_dir():
         target = target / safe_file_name(record.name, f"record-{record.id}")
-    with atomic_writer(target, "the output file") as handle:
+    with atomic_writer(target, "the output file", journal=vault.home / JOURNAL_DIR) as handle:
         vault.read_into(record.id, handle)
     vault.close()
     emit(

@@ -61,11 +61,12 @@ def _contents(home: Path) -> dict[str, bytes]:
 def _leftovers(home: Path) -> list[str]:
     # A kill while the marker itself is being written can leave its temp file (public
     # content, no secret) with no marker; the next rotation removes it. Anything else is a bug.
-    # .tmp-staging/ is the vault's staging folder: a leftover only when something is in it.
+    # .tmp-staging/ and .tmp-outputs/ are the safe writer's folders: leftovers only when not empty.
     return sorted(p.name for p in home.iterdir()
                   if p.name in ("rotation.json", "identity.key.pending", "retired-keys.next")
                   or (p.name.startswith(".tmp-") and not p.name.startswith(".tmp-rotation.json-")
-                      and not (p.name == ".tmp-staging" and not any(p.iterdir()))))
+                      and not (p.name in (".tmp-staging", ".tmp-outputs")
+                               and not any(p.iterdir()))))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from healthwallet.errors import StorageError, UsageError
-from healthwallet.safewrite import OutputDir, atomic_write_bytes
+from healthwallet.safewrite import OutputDir, atomic_write_bytes, sweep_journal
 
 
 def counting_random() -> object:
@@ -98,3 +98,23 @@ def test_wallet_folders_that_are_links_are_refused(tmp_path: Path) -> None:
         OutputDir(tmp_path / "link", symlinks="refuse", what="the blob folder")
     with pytest.raises(UsageError):
         atomic_write_bytes(tmp_path / "real" / "..", b"x")
+
+
+def test_the_journal_lets_any_command_sweep_a_dead_session_elsewhere(tmp_path: Path) -> None:
+    journal = tmp_path / "home" / ".tmp-outputs"
+    out = tmp_path / "out"
+    out.mkdir()
+    live = OutputDir(out, journal=journal)
+    live_temp, handle = live.new_temp()
+    handle.close()
+    # a session killed after it wrote: its journal entry and its files, nobody holding locks
+    dead = "abababababababab"
+    (journal / f"{dead}.where").write_bytes(os.fsencode(str(out)))
+    (out / f".tmp-hw-{dead}.lock").write_bytes(b"")
+    (out / f".tmp-hw-{dead}-cdcdcdcdcdcdcdcd").write_bytes(b"plaintext")
+    assert sweep_journal(journal) == 2
+    assert sorted(p.name for p in out.iterdir() if dead in p.name) == []
+    assert (out / live_temp).exists()
+    assert sorted(p.name for p in journal.iterdir()) == [f"{live._session}.where"]
+    live.close()
+    assert list(journal.iterdir()) == [] and list(out.iterdir()) == []
