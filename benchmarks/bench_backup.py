@@ -30,8 +30,8 @@ from _util import report
 
 from healthwallet import stream
 from healthwallet.keys import Identity
+from healthwallet.unlock import init_wallet
 from healthwallet.vault import Vault
-from healthwallet.wallet import init_wallet
 
 QUICK = "--quick" in sys.argv
 MIB = 1024 * 1024

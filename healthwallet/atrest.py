@@ -1,19 +1,15 @@
-"""First unlock after an upgrade: seal the metadata a v1 wallet home kept in plain text.
+"""Which wallet-home files are still v1 (plain metadata), checked cheaply on every unlock.
 
-The checks here run on every unlock, so they import nothing heavy: one line of the audit log
-and one schema query of the grant register are read.
+The checks import nothing heavy: one line of the audit log and one schema query of the grant
+register are read. Sealing them is unlock.seal_legacy_metadata.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import jsonutil
-
-if TYPE_CHECKING:
-    from .wallet import Wallet
 
 LOG_FILE = "audit.log"
 REGISTER_FILE = "grants.sqlite"
@@ -55,22 +51,3 @@ def plain_register(path: Path) -> bool:
             db.close()
     except sqlite3.Error:
         return False
-
-
-def seal_legacy_metadata(wallet: Wallet) -> list[str]:
-    """Seal a v1 audit log and grant register in place; the names of the files sealed."""
-    plain_log = plain_audit_log(wallet.home / LOG_FILE)
-    plain_rows = plain_register(wallet.home / REGISTER_FILE)
-    if not (plain_log or plain_rows):
-        return []
-    from .audit import AuditLog
-    from .issued import IssuedGrants
-    from .rotation import retired_identities
-
-    retired = retired_identities(wallet)
-    sealed: list[str] = []
-    if plain_log and AuditLog(wallet.home, wallet.identity, retired=retired).seal_legacy():
-        sealed.append(LOG_FILE)
-    if plain_rows and IssuedGrants(wallet.home, wallet.identity, retired=retired).seal_legacy():
-        sealed.append(REGISTER_FILE)
-    return sealed

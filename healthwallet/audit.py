@@ -32,8 +32,9 @@ from . import jsonutil, keys
 from .atrest import LOG_FILE, plain_audit_log
 from .envelope import b64d, b64e, canonical_json
 from .errors import BadInputError, StorageError, UsageError, VerificationError
-from .fsutil import atomic_write_bytes, ensure_private_dir, exclusive_lock, storage_error
+from .fsutil import ensure_private_dir, exclusive_lock, storage_error
 from .metaseal import MetaSeal
+from .safewrite import atomic_write_bytes
 
 GENESIS = "0" * 64
 _SIG_PREFIX = b"healthwallet-audit/v1\n"
@@ -172,7 +173,7 @@ class AuditLog:
         if not _EVENT_RE.match(event):
             raise UsageError(f"audit event name {event!r} is not allowed")
         clean = _check_details(details or {})
-        ensure_private_dir(self.home)
+        ensure_private_dir(self.home, symlinks="owned")
         with exclusive_lock(self._lock):
             self._seal_legacy_locked()
             last = self._last_line()

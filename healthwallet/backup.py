@@ -21,7 +21,6 @@ missing records adopted into the existing wallet).
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import json
@@ -48,10 +47,9 @@ from .errors import (
     VerificationError,
 )
 from .fsutil import (
-    DIR_MODE,
+    LOCK_FILE,
     ensure_private_dir,
     exclusive_lock,
-    fsync_dir,
     open_private,
     storage_error,
 )
@@ -69,16 +67,16 @@ from .keystore import (
     system_keyring,
 )
 from .rotation import RETIRED_FILE, RETIRED_NEXT, read_retired
+from .safewrite import OutputDir
 from .stream import RandomBytes
-from .vault import BLOB_DIR, INDEX_FILE, LOCK_FILE, Vault
+from .timeutil import Clock, utc_now
+from .unlock import open_wallet
+from .vault import BLOB_DIR, INDEX_FILE, Vault
 from .wallet import (
     ROTATION_FILE,
-    Clock,
     Wallet,
     choose_keystore,
-    open_wallet,
     read_info,
-    utc_now,
     wallet_exists,
     write_info,
 )
@@ -701,7 +699,7 @@ def create_backup(
     """Write an encrypted backup of ``wallet`` to ``out`` (atomically: temp file, then rename)."""
     home = wallet.home.resolve()
     out = out.expanduser()
-    out_resolved = out.resolve()
+    out_resolved = out.parent.resolve() / out.name  # the writer never follows out itself
     if out_resolved == home or home in out_resolved.parents:
         raise UsageError(
             "the backup file cannot be inside the wallet home", "write it somewhere else"
@@ -718,27 +716,15 @@ def create_backup(
     header = BackupHeader(raw, json.loads(raw))
     _remove_stale(home, ".tmp-backup-")
     snapshot_root = home / _temp_name(".tmp-backup-", random_bytes)
-    tmp_out = out.with_name(_temp_name(f".tmp-{out.name}-", random_bytes))
     try:
         snapshot = _take_snapshot(home, snapshot_root, wallet.identity.did)
-        try:
-            handle = open_private(tmp_out)
-        except OSError as exc:
-            raise storage_error(exc, "the backup file") from None
-        try:
-            with handle:
+        with OutputDir(out.parent, what="the backup file's directory") as out_dir:
+            with out_dir.writer(out.name, replace=overwrite) as handle:
                 handle.write(MAGIC + struct.pack(">I", len(raw)) + raw)
                 _write_payload(
                     snapshot, wallet.identity, header, file_key, handle, created, on_progress
                 )
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_out, out)
-            fsync_dir(out.parent)
-        except OSError as exc:
-            raise storage_error(exc, "the backup file") from None
     finally:
-        tmp_out.unlink(missing_ok=True)
         shutil.rmtree(snapshot_root, ignore_errors=True)
     return BackupResult(out.absolute(), snapshot.records, out.stat().st_size, len(snapshot.files))
 
@@ -889,7 +875,7 @@ def _check_restored(stage: Path, identity: Identity, manifest: dict[str, Any]) -
         if rows != len(records) or rows != int(manifest.get("records", -1)):
             raise _damaged("record index")
         for record in records:
-            blob = stage / BLOB_DIR / record.id
+            blob = vault.blob_path(record.id)
             if not blob.is_file() or blob.stat().st_size != stream.ciphertext_size(record.size):
                 raise _damaged(f"record {record.id}")
     finally:
@@ -952,19 +938,12 @@ def restore_backup(
         if existing is None and kind == "file":
             keystore_passphrase(True)
         parent = target.absolute().parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise storage_error(exc, "the restored wallet") from None
         prefix = f".tmp-restore-{target.name}-"
-        _remove_stale(parent, prefix)
-        stage = parent / _temp_name(prefix, random_bytes)
+        _remove_stale(parent, prefix)  # left by versions before the safe writer
+        out_dir = OutputDir(parent, create=True, what="the restored wallet's parent directory")
         keyring_entry: Keystore | None = None
         try:
-            try:
-                stage.mkdir(mode=DIR_MODE)
-            except OSError as exc:
-                raise storage_error(exc, "the restored wallet") from None
+            stage = out_dir.sub_path(out_dir.new_temp_dir())
             manifest = _extract(handle, header, identity, file_key, stage, on_progress)
             records = _check_restored(stage, identity, manifest)
             if existing is not None:
@@ -988,22 +967,19 @@ def restore_backup(
             write_info(stage, info)
             _check_free_target(target)
             try:
-                os.rename(stage, target)
-            except OSError as exc:
-                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):  # something appeared meanwhile
-                    raise UsageError(
-                        "the target directory is not empty; nothing was changed",
-                        "choose another --home",
-                    ) from None
-                raise storage_error(exc, "the restored wallet") from None
-            fsync_dir(parent)
+                out_dir.place(stage.name, target.name)
+            except UsageError:  # something appeared meanwhile
+                raise UsageError(
+                    "the target directory is not empty; nothing was changed",
+                    "choose another --home",
+                ) from None
             keyring_entry = None
             return RestoreResult(target.absolute(), identity.did, records, records, 0, False)
         finally:
             if keyring_entry is not None:
                 with contextlib.suppress(KeystoreError):
                     keyring_entry.delete()
-            shutil.rmtree(stage, ignore_errors=True)
+            out_dir.close()  # removes the unpacked copy unless it became the wallet
 
 
 def _check_free_target(target: Path) -> None:

@@ -18,7 +18,6 @@ import shutil
 import struct
 import tempfile
 import threading
-import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -42,6 +41,8 @@ from .errors import (
     UsageError,
     VerificationError,
 )
+from .filenames import safe_file_name
+from .safewrite import OutputDir
 
 MAGIC = b"healthwallet-grant/v1\n"
 MAX_HEADER_BYTES = 16 * 1024 * 1024
@@ -820,19 +821,6 @@ def verify_grant(
 
 # -- opening --------------------------------------------------------------------------------------
 
-_UNSAFE_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\:]")
-
-
-def safe_file_name(name: str, fallback: str) -> str:
-    """A file name that stays inside the output directory (basename, no control characters)."""
-    base = re.split(r"[/\\]", unicodedata.normalize("NFC", name))[-1]
-    base = _UNSAFE_NAME_CHARS.sub("_", base).strip().lstrip(".")
-    while len(base.encode("utf-8")) > 200:
-        base = base[:-1]
-    if not base or base in {".", ".."}:
-        return fallback
-    return base
-
 
 def _candidates(name: str) -> Iterator[str]:
     yield name
@@ -843,33 +831,14 @@ def _candidates(name: str) -> Iterator[str]:
         yield f"{stem} ({number}).{suffix}" if suffix else f"{stem} ({number})"
 
 
-def _place(tmp: Path, out_dir: Path, name: str) -> Path:
-    """Give ``tmp`` its final name without replacing an existing file."""
-    for candidate in _candidates(name):
-        final = out_dir / candidate
-        try:
-            os.link(tmp, final)
-        except FileExistsError:
-            continue
-        except OSError:
-            # A file system without hard links: check, then rename (not atomic, best effort).
-            if final.exists():
-                continue
-            os.rename(tmp, final)
-            return final
-        tmp.unlink()
-        return final
-    raise StorageError("cannot find a free file name in the output directory")
-
-
 @dataclass
 class _Staged:
     record_id: str
-    tmp: Path
+    tmp: str
     name: str
     commitment: Any
     expected: str
-    final: Path | None = None
+    final: str | None = None
 
 
 def open_grant(
@@ -884,9 +853,10 @@ def open_grant(
     anchor_verifier: AnchorVerifier | None = None,
     random_bytes: RandomBytes = os.urandom,
     also_me: Sequence[str] = (),
+    journal: Path | None = None,
 ) -> list[OpenedRecord]:
     """Verify a grant addressed to ``identity`` (or a did:web in ``also_me`` it answers to)
-    and decrypt its records into ``out_dir``."""
+    and decrypt its records into ``out_dir`` (``journal``: see safewrite.sweep_journal)."""
     grant, proof, claims = _load(src)
     ctx = GrantContext(grant, proof, claims)
     policies = _policies(
@@ -911,32 +881,28 @@ def open_grant(
 
     created_dir = not out_dir.exists()
     staged: list[_Staged] = []
+    target = OutputDir(out_dir, create=True, random_bytes=random_bytes, journal=journal)
     try:
-        try:
-            out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create the output directory ({exc.strerror})") from None
         digest = hashlib.sha256(grant.envelope_bytes)
         worker = _HashWorker()
-        try:
-            for index, (carried, listed) in enumerate(
-                zip(grant.envelope.records, claims.records, strict=True)
-            ):
-                _decrypt_one(
-                    src,
-                    out_dir,
-                    file_key,
-                    index,
-                    carried,
-                    listed,
-                    worker.feed(digest),
-                    worker,
-                    random_bytes,
-                    staged,
-                )
-            _expect_end(src)
-        finally:
-            worker.finish()
+        for index, (carried, listed) in enumerate(
+            zip(grant.envelope.records, claims.records, strict=True)
+        ):
+            _decrypt_one(
+                src,
+                target,
+                file_key,
+                index,
+                carried,
+                listed,
+                worker.feed(digest),
+                worker,
+                staged,
+            )
+        _expect_end(src)
+        # Only on success: after a Ctrl-C the queue's lock may be held by the interrupted put,
+        # and the worker is a daemon thread that dies with the process.
+        worker.finish()
         for item in staged:
             if item.commitment.hexdigest() != item.expected:
                 raise VerificationError(
@@ -944,40 +910,44 @@ def open_grant(
                 )
         ctx.computed_digest = digest.hexdigest()
         EnvelopePolicy().check(ctx)
-        for index, item in enumerate(staged):
-            item.final = _place(item.tmp, out_dir, item.name or f"record-{index + 1}")
-        _fsync_dir(out_dir)
+        for item in staged:
+            item.final = target.place_new(item.tmp, _candidates(item.name))
+            if item.final is None:
+                raise StorageError("cannot find a free file name in the output directory")
     except BaseException as exc:
         for item in staged:
-            item.tmp.unlink(missing_ok=True)
             if item.final is not None:
-                item.final.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    os.unlink(item.final, dir_fd=target.fd)
+        target.close()  # removes every temp file not placed
         if created_dir:
             shutil.rmtree(out_dir, ignore_errors=True)
         if isinstance(exc, OSError):
             raise StorageError(f"cannot write the opened records ({exc.strerror})") from None
         raise
-    return [{"id": item.record_id, "path": str(item.final), "verified": True} for item in staged]
+    target.close()
+    return [
+        {"id": item.record_id, "path": str(out_dir / str(item.final)), "verified": True}
+        for item in staged
+    ]
 
 
 def _decrypt_one(
     src: BinaryIO,
-    out_dir: Path,
+    target: OutputDir,
     file_key: bytes,
     index: int,
     carried: env.EnvelopeRecord,
     listed: GrantedRecord,
     digest: Any,
     worker: _HashWorker,
-    random_bytes: RandomBytes,
     staged: list[_Staged],
 ) -> None:
     record_keys = env.record_keys(file_key, index, carried.id)
     meta = env.RecordMeta.open(carried.meta, record_keys, carried.id)
     if meta.media_type != listed.media_type or meta.size != env.plaintext_length(carried.length):
         raise VerificationError(f"record {carried.id}: metadata does not match the credential")
-    tmp = out_dir / f".hwgrant-{random_bytes(8).hex()}.part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp, out = target.new_temp()
     commitment = hashlib.sha256(meta.salt)
     # Staged before the first write, so a failure anywhere removes it.
     staged.append(
@@ -990,7 +960,7 @@ def _decrypt_one(
         )
     )
     feed = worker.feed(commitment)
-    with os.fdopen(fd, "wb") as out:
+    with out:
         reader = _payload_reader(src, carried.length, digest)
         try:
             for chunk in env.decrypt_record(record_keys, cast(BinaryIO, reader)):
@@ -1002,14 +972,6 @@ def _decrypt_one(
             ) from None
         out.flush()
         os.fsync(out.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- issuing --------------------------------------------------------------------------------------

@@ -27,9 +27,10 @@ from .audit import AuditLog
 from .credentials import Format
 from .didweb import KeyAgreement
 from .errors import KeystoreError, NotFoundError, StorageError, UsageError
-from .fsutil import atomic_write_bytes, ensure_private_dir, exclusive_lock, storage_error
+from .fsutil import ensure_private_dir, exclusive_lock, storage_error
 from .keys import Identity
 from .metaseal import MetaSeal
+from .safewrite import OutputDir, atomic_write_bytes
 
 LIST_SIZE = 131072
 # Start a fresh list once half the slots are taken, so random draws stay quick and a list
@@ -145,7 +146,7 @@ class IssuedGrants:
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        ensure_private_dir(self.home)
+        ensure_private_dir(self.home, symlinks="owned")
         if not self.db_path.exists():
             try:
                 os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -509,24 +510,18 @@ class IssuedGrants:
 
     def publish(self, out_dir: Path) -> list[Path]:
         """Re-sign every status list and write copies to ``out_dir`` for hosting."""
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise storage_error(exc, "the publish directory") from None
         written: list[Path] = []
-        for list_no in self._list_numbers():
-            source = self._write_status_list(list_no)
-            target = out_dir / source.name
-            if target.resolve() != source.resolve():
-                tmp = target.with_name(f".{target.name}.tmp")
-                try:
-                    tmp.write_bytes(source.read_bytes())
-                    tmp.chmod(0o644)  # status lists are public by design: bits, no health data
-                    os.replace(tmp, target)
-                except OSError as exc:
-                    tmp.unlink(missing_ok=True)
-                    raise storage_error(exc, "a published status list") from None
-            written.append(target)
+        with OutputDir(out_dir, create=True, what="the publish directory") as target_dir:
+            into_home = self.status_dir.is_dir() and os.path.samestat(
+                os.fstat(target_dir.fd), os.stat(self.status_dir)
+            )
+            for list_no in self._list_numbers():
+                source = self._write_status_list(list_no)
+                target = out_dir / source.name
+                if not into_home:
+                    # status lists are public by design: bits, no health data
+                    target_dir.write_bytes(source.name, source.read_bytes(), mode=0o644)
+                written.append(target)
         return written
 
 

@@ -23,8 +23,8 @@ from nacl import pwhash
 
 from . import limits
 from .errors import KeystoreError, UsageError, VerificationError
-from .fsutil import atomic_write_bytes
 from .keys import SEED_BYTES
+from .safewrite import atomic_write_bytes
 from .stream import RandomBytes, open_bytes, seal_bytes
 
 KeystoreKind = Literal["keyring", "file"]

@@ -33,18 +33,18 @@ from typing import Any
 
 from . import keys
 from .errors import KeystoreError, NotFoundError, UsageError, VerificationError
-from .fsutil import atomic_write_bytes, exclusive_lock, fsync_dir
+from .fsutil import LOCK_FILE, exclusive_lock, fsync_dir
 from .keys import Identity
 from .keystore import KeyringLike, Keystore, KeystoreKind, PassphraseSource, ask_once
+from .safewrite import atomic_write_bytes
 from .stream import RandomBytes, open_bytes, seal_bytes
-from .vault import LOCK_FILE, Vault
+from .timeutil import Clock, utc_now
+from .vault import Vault
 from .wallet import (
     ROTATION_FILE,
-    Clock,
     Wallet,
     WalletInfo,
     read_info,
-    utc_now,
     write_info,
 )
 

@@ -1,11 +1,20 @@
-"""Parsing times people type: durations (`90s`, `24h`, `7d`) and ISO 8601 instants."""
+"""Time: the injectable clock, and parsing times people type (durations, ISO 8601 instants)."""
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, tzinfo
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from .errors import UsageError
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
 
 _DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 _DURATION = re.compile(r"^\s*(\d{1,9})\s*([smhdw])\s*$")

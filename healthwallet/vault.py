@@ -18,7 +18,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +34,23 @@ from .errors import (
     VerificationError,
 )
 from .filetypes import check_input_file, detect_type
-from .fsutil import ensure_private_dir, exclusive_lock, fsync_dir, open_private, storage_error
+from .fsutil import (
+    LOCK_FILE,
+    ensure_private_dir,
+    exclusive_lock,
+    open_private,
+    refuse_links_in_home,
+    storage_error,
+)
 from .idprefix import resolve_id
+from .safewrite import OutputDir
 from .stream import RandomBytes
-from .wallet import Clock, utc_now
+from .timeutil import Clock, utc_now
 
 INDEX_FILE = "vault.sqlite"
 BLOB_DIR = "blobs"
-LOCK_FILE = ".lock"
+STAGING_DIR = ".tmp-staging"  # blobs being written; never backed up (name starts `.tmp-`)
+_BLOBS = "the record folder"
 SCHEMA_VERSION = 1
 
 _AD_BLOB = b"hw-blob/v1\0"
@@ -47,6 +58,7 @@ _AD_META = b"hw-meta/v1\0"
 _AD_KEY = b"hw-key/v1\0"
 _KEY_ID_CONTEXT = b"hw-vault-kid-v1"
 REWRAP_BATCH = 500
+_RECORD_ID = re.compile(r"[0-9a-f]{16}")  # _new_id: 8 random bytes in hex
 
 ProgressCallback = Callable[[int], None]
 
@@ -92,6 +104,16 @@ def vault_key_id(vault_key: bytes) -> str:
     ).hexdigest()
 
 
+def _tighten(path: Path) -> None:
+    """chmod 0600 through a descriptor opened without following a link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 class Vault:
     """The record store of one wallet home."""
 
@@ -107,6 +129,8 @@ class Vault:
         self._now = now
         self._random = random_bytes
         self._db: sqlite3.Connection | None = None
+        self._blobs: OutputDir | None = None
+        self._staging: OutputDir | None = None
         self.recovered = 0
 
     # -- storage plumbing -------------------------------------------------------------
@@ -115,8 +139,22 @@ class Vault:
         """Directory of encrypted blobs."""
         return self.home / BLOB_DIR
 
+    def blob_path(self, record_id: str) -> Path:
+        """Where a record's blob lives; VerificationError for an id that is not a record id
+        (ids come from the index, which is as hostile as any file)."""
+        if not _RECORD_ID.fullmatch(record_id):
+            raise VerificationError(
+                "the record index holds an id that is not a record id",
+                "run `healthwallet doctor`; restore the wallet from a backup",
+            )
+        return self.blob_dir / record_id
+
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
+            refuse_links_in_home(self.home)
+            if (self.home / STAGING_DIR).is_dir():
+                with contextlib.suppress(StorageError):  # a read-only home: tidied next write
+                    self._staging_dir().close()
             path = self.home / INDEX_FILE
             if not path.exists():
                 self._create_file(path)
@@ -131,9 +169,8 @@ class Vault:
                     "run `healthwallet doctor`; restore from a backup if it is damaged",
                 ) from None
             for suffix in ("-wal", "-shm"):
-                side = path.with_name(path.name + suffix)
-                if side.exists():
-                    side.chmod(0o600)
+                with contextlib.suppress(FileNotFoundError):
+                    _tighten(path.with_name(path.name + suffix))
             self._db = db
         return self._db
 
@@ -154,7 +191,7 @@ class Vault:
         db.execute("CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY)")
 
     def _create_file(self, path: Path) -> None:
-        ensure_private_dir(self.home)
+        ensure_private_dir(self.home, symlinks="owned")
         try:
             open_private(path).close()
         except FileExistsError:
@@ -216,22 +253,50 @@ class Vault:
         ``take_lock=False`` is for a caller that already holds the wallet lock.
         """
         ensure_private_dir(self.blob_dir)
+        ensure_private_dir(self.home / STAGING_DIR)
         lock = exclusive_lock(self.home / LOCK_FILE) if take_lock else contextlib.nullcontext(None)
-        with lock:
+        with (
+            lock,
+            OutputDir(self.blob_dir, symlinks="refuse", sweep=False, what=_BLOBS) as blobs,
+            self._staging_dir() as staging,
+        ):
             db = self._connect()
             self._ensure_schema(db)
             self._check_key()
-            self.recovered += self._recover(db)
-            yield db
+            self.recovered += self._recover(db, blobs)
+            self._blobs, self._staging = blobs, staging
+            try:
+                yield db
+            finally:
+                self._blobs = self._staging = None
 
-    def _recover(self, db: sqlite3.Connection) -> int:
+    def _staging_dir(self) -> OutputDir:
+        """Where blobs are written before they are renamed into blobs/; opening it removes
+        what a killed writer left there (so every command, reader or writer, tidies it)."""
+        return OutputDir(
+            self.home / STAGING_DIR,
+            symlinks="refuse",
+            what="the wallet's staging folder",
+            random_bytes=self._random,
+        )
+
+    def _writers_dirs(self) -> tuple[OutputDir, OutputDir]:
+        assert self._blobs is not None and self._staging is not None, "only inside _writing"
+        return self._blobs, self._staging
+
+    def _recover(self, db: sqlite3.Connection, blobs: OutputDir) -> int:
         """Undo writes and deletes that a killed writer left half-done (listed in `pending`)."""
         removed = 0
         for (record_id,) in db.execute("SELECT id FROM pending").fetchall():
-            if db.execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone() is None:
-                for path in (self.blob_dir / record_id, self.blob_dir / f".tmp-{record_id}"):
-                    if path.exists():
-                        path.unlink()
+            # An id that is not a record id never becomes a path: the row alone goes.
+            if (
+                isinstance(record_id, str)
+                and _RECORD_ID.fullmatch(record_id)
+                and db.execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone() is None
+            ):
+                for name in (record_id, f".tmp-{record_id}"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=blobs.fd)
                         removed += 1
             db.execute("DELETE FROM pending WHERE id=?", (record_id,))
         return removed
@@ -240,10 +305,13 @@ class Vault:
         """Remove any blob or temp file with no index row (a full scan, for `doctor`)."""
         known = {row[0] for row in db.execute("SELECT id FROM records")}
         removed = 0
-        for entry in os.scandir(self.blob_dir):
+        blobs, _ = self._writers_dirs()
+        for entry in os.scandir(blobs.fd):
+            if entry.is_dir(follow_symlinks=False):
+                continue  # not something a writer leaves: reported by nobody, removed by nobody
             if entry.name.startswith(".tmp-") or entry.name not in known:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+                    os.unlink(entry.name, dir_fd=blobs.fd)
                 removed += 1
         return removed
 
@@ -303,19 +371,19 @@ class Vault:
                 if on_progress is not None:
                     on_progress(len(chunk))
 
-            tmp = self.blob_dir / f".tmp-{record_id}"
+            blobs, staging = self._writers_dirs()
             db.execute("INSERT INTO pending (id) VALUES (?)", (record_id,))
+            tmp, dst = staging.new_temp()
             try:
-                with path.open("rb") as src, open_private(tmp) as dst:
+                with path.open("rb") as src, dst:
                     size = stream.encrypt_stream(
                         content_key, src, dst, _AD_BLOB + record_id.encode(), consume
                     )
                     dst.flush()
                     os.fsync(dst.fileno())
-                os.replace(tmp, self.blob_dir / record_id)
-                fsync_dir(self.blob_dir)
+                staging.place(tmp, record_id, into=blobs)
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
+                staging.discard(tmp)
                 raise storage_error(exc, "a record") from None
             record = Record(
                 id=record_id,
@@ -424,7 +492,7 @@ class Vault:
 
     def _chunks(self, record: Record, key: bytes) -> Iterator[bytes]:
         try:
-            handle = (self.blob_dir / record.id).open("rb")
+            handle = self.blob_path(record.id).open("rb")
         except FileNotFoundError:
             raise VerificationError(
                 f"record {record.id}: its encrypted content is missing",
@@ -471,11 +539,14 @@ class Vault:
         """Destroy a record: its wrapped key and metadata, then its blob."""
         with self._writing() as db:
             full = self.resolve_id(record_id)
+            self.blob_path(full)  # a crafted row's id never becomes a path
+            blobs, _ = self._writers_dirs()
             with db:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("DELETE FROM records WHERE id=?", (full,))
                 db.execute("INSERT OR IGNORE INTO pending (id) VALUES (?)", (full,))
-            (self.blob_dir / full).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(full, dir_fd=blobs.fd)
             db.execute("DELETE FROM pending WHERE id=?", (full,))
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return full
@@ -578,18 +649,19 @@ class Vault:
                 return False
             # the metadata must open under the key it came with (and the id it is bound to)
             self._decode_meta(record_id, content_key, sealed_meta)
-            tmp = self.blob_dir / f".tmp-{record_id}"
+            self.blob_path(record_id)  # an id from another index is checked like our own
+            blobs, staging = self._writers_dirs()
             db.execute("INSERT OR IGNORE INTO pending (id) VALUES (?)", (record_id,))
+            tmp, dst = staging.new_temp()
             try:
-                with blob.open("rb") as src, open_private(tmp) as dst:
+                with blob.open("rb") as src, dst:
                     while block := src.read(1024 * 1024):
                         dst.write(block)
                     dst.flush()
                     os.fsync(dst.fileno())
-                os.replace(tmp, self.blob_dir / record_id)
-                fsync_dir(self.blob_dir)
+                staging.place(tmp, record_id, into=blobs)
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
+                staging.discard(tmp)
                 raise storage_error(exc, "a record") from None
             wrapped = stream.seal_bytes(
                 self._vault_key, content_key, _AD_KEY + record_id.encode(), self._random

@@ -2,42 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import KeystoreError, NotFoundError, UsageError
-from .fsutil import atomic_write_bytes, ensure_private_dir, exclusive_lock
+from .errors import HealthWalletError, NotFoundError, UsageError
+from .fsutil import ensure_private_dir, refuse_links_in_home
 from .keys import Identity
 from .keystore import (
     KeyringLike,
-    Keystore,
     KeystoreKind,
-    PassphraseSource,
-    ask_once,
     system_keyring,
 )
+from .safewrite import JOURNAL_DIR, OutputDir, atomic_write_bytes, sweep_journal
 from .settings import check_setting
-from .stream import RandomBytes
 
 WALLET_FILE = "wallet.json"
 ROTATION_FILE = "rotation.json"  # present only while a key rotation is unfinished (rotation.py)
 CONFIG_FILE = "config.json"
 WALLET_FORMAT = "healthwallet-wallet/v1"
 HOME_ENV = "HEALTHWALLET_HOME"
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
 
 # Settings a user may change with `healthwallet config set`, with their defaults.
 CONFIG_DEFAULTS: dict[str, str] = {
@@ -98,6 +85,11 @@ def wallet_exists(home: Path) -> bool:
 def read_info(home: Path) -> WalletInfo:
     """Read wallet.json; NotFoundError when there is no wallet here."""
     path = home / WALLET_FILE
+    refuse_links_in_home(home)
+    # Every command that opens the wallet removes temp files a killed writer left in the home.
+    with contextlib.suppress(HealthWalletError):  # a read-only or missing home: nothing to do
+        OutputDir(home, what="the wallet home").close()
+    sweep_journal(home / JOURNAL_DIR)  # and what killed sessions left where they wrote
     try:
         raw = json.loads(path.read_bytes())
     except FileNotFoundError:
@@ -148,78 +140,6 @@ class Wallet:
         return self.identity.did
 
 
-def init_wallet(
-    home: Path,
-    keystore: KeystoreKind | None,
-    passphrase: PassphraseSource,
-    keyring_backend: KeyringLike | None = None,
-    seed: bytes | None = None,
-    random_bytes: RandomBytes = os.urandom,
-    now: Clock = utc_now,
-) -> Wallet:
-    """Create a new wallet in ``home``; refuses (UsageError) if one is already there."""
-    if wallet_exists(home):
-        raise UsageError(
-            "a wallet already exists here; nothing was changed",
-            "use another --home, or keep using the wallet you have",
-        )
-    ensure_private_dir(home)
-    kind = choose_keystore(keystore, keyring_backend)
-    identity = Identity(seed if seed is not None else random_bytes(32))
-    from .credentials import did_of
-
-    info = WalletInfo(
-        did=did_of(identity),  # didkit's key_to_did, cross-checked against our encoding
-        keystore=kind,
-        wallet_id=str(uuid.UUID(bytes=random_bytes(16), version=4)),
-        created=now().isoformat(timespec="seconds"),
-    )
-    store = Keystore(kind, home, info.wallet_id, keyring_backend)
-    store.store(identity.seed, passphrase, random_bytes)
-    from .vault import Vault
-
-    Vault(home, identity.vault_key).initialize(identity.did)
-    # wallet.json is written last: a wallet exists only once everything else is in place.
-    write_info(home, info)
-    return Wallet(home, info, identity)
-
-
-def open_wallet(
-    home: Path, passphrase: PassphraseSource, keyring_backend: KeyringLike | None = None
-) -> Wallet:
-    """Unlock the wallet in ``home``; KeystoreError if its key cannot be read.
-
-    A key rotation that a crash interrupted is finished or undone first (rotation.py).
-    """
-    passphrase = ask_once(passphrase)
-    if (home / ROTATION_FILE).exists():
-        from .rotation import reconcile
-
-        reconcile(home, passphrase, keyring_backend)
-    info = read_info(home)
-    store = Keystore(info.keystore, home, info.wallet_id, keyring_backend)
-    identity = Identity(store.load(passphrase))
-    if identity.did != info.did:
-        # A rotation or migration may have finished between the two reads; they hold the
-        # wallet lock throughout, so look again under it before calling this a mismatch.
-        from .vault import LOCK_FILE
-
-        with exclusive_lock(home / LOCK_FILE):
-            info = read_info(home)
-            store = Keystore(info.keystore, home, info.wallet_id, keyring_backend)
-            identity = Identity(store.load(passphrase))
-    if identity.did != info.did:
-        raise KeystoreError(
-            "the key in the keystore does not belong to this wallet",
-            "check that --home points at the right wallet",
-        )
-    wallet = Wallet(home, info, identity)
-    from .atrest import seal_legacy_metadata
-
-    seal_legacy_metadata(wallet)  # a home written before metadata was sealed (format v1)
-    return wallet
-
-
 def read_config(home: Path) -> dict[str, str]:
     """All settings, defaults filled in."""
     config = dict(CONFIG_DEFAULTS)
@@ -245,7 +165,7 @@ def set_config(home: Path, key: str, value: str) -> dict[str, str]:
             f"unknown setting {key!r}", "known settings: " + ", ".join(sorted(CONFIG_DEFAULTS))
         )
     check_setting(key, value)
-    ensure_private_dir(home)
+    ensure_private_dir(home, symlinks="owned")
     stored: dict[str, str] = {}
     try:
         stored = json.loads((home / CONFIG_FILE).read_bytes())

@@ -16,9 +16,10 @@ import typer
 from rich.console import Console
 
 from ..errors import KeystoreError, UsageError
-from ..fsutil import atomic_writer
 from ..keystore import PassphraseSource
-from ..wallet import Wallet, open_wallet, resolve_home
+from ..safewrite import atomic_writer
+from ..unlock import open_wallet
+from ..wallet import Wallet, resolve_home
 
 PASSPHRASE_ENV = "HEALTHWALLET_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 

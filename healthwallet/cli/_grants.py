@@ -15,9 +15,10 @@ from rich.table import Table
 from ..errors import BadInputError, NotFoundError, UsageError, VerificationError
 from ..idprefix import resolve_id
 from ..keys import ed25519_from_did
-from ..timeutil import parse_expiry, parse_instant
+from ..safewrite import JOURNAL_DIR
+from ..timeutil import parse_expiry, parse_instant, utc_now
 from ..vault import Record, Vault
-from ..wallet import Wallet, read_config, read_info, utc_now, wallet_exists
+from ..wallet import Wallet, read_config, read_info, wallet_exists
 from ._common import (
     JsonOption,
     emit,
@@ -514,6 +515,7 @@ def cmd_open(
             status_source=status_list,
             skew=_skew(),
             also_me=_my_did_web(wallet.home),
+            journal=wallet.home / JOURNAL_DIR,
         )
         handle.seek(0)
         # The proof verified inside open_grant; this only reads the id back for the report.

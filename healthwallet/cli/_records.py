@@ -16,8 +16,9 @@ from rich.table import Table
 
 from .. import jsonutil
 from ..errors import BadInputError, UsageError
+from ..filenames import safe_file_name
 from ..filetypes import RECORD_TYPES, check_input_file
-from ..fsutil import atomic_writer
+from ..safewrite import JOURNAL_DIR, atomic_writer
 from ..vault import Record, Vault
 from ._common import JsonOption, emit, human_size, stderr_console, stdout_console, unlock
 
@@ -223,8 +224,8 @@ def cmd_show(
         return
     target = Path(out_path)
     if target.is_dir():
-        target = target / Path(record.name).name
-    with atomic_writer(target, "the output file") as handle:
+        target = target / safe_file_name(record.name, f"record-{record.id}")
+    with atomic_writer(target, "the output file", journal=vault.home / JOURNAL_DIR) as handle:
         vault.read_into(record.id, handle)
     vault.close()
     emit(

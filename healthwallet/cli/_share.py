@@ -15,9 +15,9 @@ from rich.table import Table
 from ..errors import NotFoundError, UsageError
 from ..filetypes import RECORD_TYPES
 from ..keys import Identity, ed25519_from_did
-from ..timeutil import parse_expiry
+from ..timeutil import parse_expiry, utc_now
 from ..vault import Record, Vault
-from ..wallet import Wallet, read_config, utc_now
+from ..wallet import Wallet, read_config
 from ._common import (
     JsonOption,
     emit,

@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UsageError
+from ..unlock import init_wallet
 from ..vault import Vault
-from ..wallet import init_wallet, read_config, set_config
+from ..wallet import read_config, set_config
 from ._common import STATE, JsonOption, emit, home, passphrase_source, unlock
 from ._keys import PhraseFileOption, read_phrase
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +39,7 @@ from ..errors import (
     UsageError,
 )
 from ..fsutil import fsync_dir, open_private, storage_error
+from ..safewrite import OutputDir
 from ..shares import (
     DEFAULT_SKEW,
     ConsentClaims,
@@ -131,7 +131,9 @@ def _check_inputs(share_files: Sequence[Path]) -> None:
 
 
 def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() or out_dir.is_symlink():
+    if out_dir.is_symlink():
+        raise UsageError("--out is a symbolic link; nothing was written", "give a new directory")
+    if out_dir.exists():
         if not out_dir.is_dir():
             raise UsageError("--out exists and is not a directory", "give a new directory")
         if any(out_dir.iterdir()):
@@ -271,32 +273,36 @@ def ingest(
         skew,
         Rewrite(checked, LADDER[0], moment.year, frozenset(restricted_zip3())),
     )
-    work = _make_private_dir(out_dir, "work", random_bytes)
-    try:
-        store = Store(work, random_bytes(32))
+    # Every file goes through one descriptor of --out's parent (safewrite.OutputDir): private
+    # temp directories with unpredictable names, placed by rename, never through a planted link.
+    with OutputDir(out_dir.parent, create=True, random_bytes=random_bytes) as parent:
+        work = parent.new_temp_dir()
         try:
-            return _run(
-                store, share_files, out_dir, k, max_suppression, settings, study, random_bytes
-            )
-        except duckdb.Error as exc:
-            raise StorageError(
-                "the ingest's work store failed", f"check free disk space ({type(exc).__name__})"
-            ) from None
+            store = Store(parent.sub_path(work), random_bytes(32))
+            try:
+                return _run(
+                    store, share_files, out_dir, parent, k, max_suppression, settings, study
+                )
+            except duckdb.Error as exc:
+                raise StorageError(
+                    "the ingest's work store failed",
+                    f"check free disk space ({type(exc).__name__})",
+                ) from None
+            finally:
+                store.close()
         finally:
-            store.close()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            parent.discard(work)
 
 
 def _run(
     store: Store,
     share_files: Sequence[Path],
     out_dir: Path,
+    parent: OutputDir,
     k: int,
     max_suppression: float,
     settings: _Settings,
     study: str | None,
-    random_bytes: RandomBytes,
 ) -> IngestResult:
     batch = _Batch(study=study)
     for number, path in enumerate(share_files, start=1):
@@ -339,7 +345,8 @@ def _run(
     if kept == 0:
         return result("k-not-met", suppressed=chosen.suppressed)
     how = Rewrite(base.quasi, chosen.level, base.ref_year, base.restricted)
-    tmp = _make_private_dir(out_dir, "tmp", random_bytes)
+    staged = parent.new_temp_dir()
+    tmp = parent.sub_path(staged)
     try:
         writer = DatasetWriter(tmp)
         try:
@@ -378,12 +385,12 @@ def _run(
             handle.write(canonical_json(report) + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
-        _publish(tmp, out_dir)
+        _publish(parent, staged, tmp, out_dir)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        parent.discard(staged)
         raise storage_error(exc, "the dataset") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        parent.discard(staged)
         raise
     return result(
         "written",
@@ -449,24 +456,11 @@ def _report(
     }
 
 
-def _make_private_dir(out_dir: Path, purpose: str, random_bytes: RandomBytes) -> Path:
-    """A new mode-0700 directory beside ``out_dir`` with an unpredictable name."""
-    parent = out_dir.parent
-    try:
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = parent / f".{out_dir.name}.{purpose}-{random_bytes(6).hex()}"
-        path.mkdir(mode=0o700)
-        path.chmod(0o700)
-    except OSError as exc:
-        raise storage_error(exc, "the output directory") from None
-    return path
-
-
-def _publish(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished temporary directory to ``out_dir`` (which must still be empty)."""
+def _publish(parent: OutputDir, staged: str, tmp: Path, out_dir: Path) -> None:
+    """Rename the finished temporary directory to ``out_dir`` (which must still be missing or
+    empty), relative to the parent's descriptor."""
     fsync_dir(tmp)
-    if out_dir.is_dir():
-        _check_out_dir(out_dir)  # still empty: replace it
+    _check_out_dir(out_dir)
+    if out_dir.is_dir() and not out_dir.is_symlink():
         out_dir.rmdir()
-    os.rename(tmp, out_dir)
-    fsync_dir(out_dir.parent)
+    parent.place(staged, out_dir.name)

@@ -33,7 +33,7 @@ from synth import SynthPatient, make_patient
 from healthwallet import shares
 from healthwallet.deid import quasi_identifiers
 from healthwallet.keys import Identity
-from healthwallet.wallet import open_wallet
+from healthwallet.unlock import open_wallet
 
 STUDY = "study-A"
 # Three classes of four, three, four (gender, age, ZIP3 alike) and one 93-year-old alone in a
