@@ -49,6 +49,7 @@ CONFIG_DEFAULTS: dict[str, str] = {
     "ethereum.chain-id": "",
     "ethereum.confirmations": "1",
     "ethereum.key-file": "",
+    "allow-local-urls": "false",
 }
 
 
@@ -220,6 +221,8 @@ def read_config(home: Path) -> dict[str, str]:
 
 _POSITIVE_INT_SETTINGS = ("max-expiry-days", "ethereum.confirmations")
 _OPTIONAL_INT_SETTINGS = ("clock-skew-seconds", "ethereum.chain-id")
+_BOOLEAN_SETTINGS = ("allow-local-urls",)
+_URL_SETTINGS = ("status-url", "ethereum.rpc-url")
 
 
 def _is_plugin_setting(key: str) -> bool:
@@ -234,6 +237,12 @@ def set_config(home: Path, key: str, value: str) -> dict[str, str]:
         raise UsageError(f"{key} takes a whole number above 0", f"e.g. {CONFIG_DEFAULTS[key] or 1}")
     if key in _OPTIONAL_INT_SETTINGS and value and not value.isdigit():
         raise UsageError(f"{key} takes a whole number", "e.g. 31337 for a local Anvil node")
+    if key in _BOOLEAN_SETTINGS and value not in ("true", "false"):
+        raise UsageError(f"{key} is true or false", f"e.g. `healthwallet config set {key} true`")
+    if key in _URL_SETTINGS and value:
+        from .urls import parse_url
+
+        parse_url(value, f"the {key} setting", ("https", "http", "file"))  # exit 2, never 70
     if key == "did-web" and value:
         from .didweb import document_url
 

@@ -17,9 +17,10 @@ from rich.text import Text
 
 from ..errors import KeystoreError, UsageError
 from ..fsutil import atomic_writer
+from ..httpfetch import LOCAL_URLS_SETTING, Fetcher
 from ..keystore import PassphraseSource
 from ..termsafe import escape
-from ..wallet import Wallet, open_wallet, resolve_home
+from ..wallet import Wallet, open_wallet, read_config, resolve_home
 
 PASSPHRASE_ENV = "HEALTHWALLET_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 
@@ -58,6 +59,11 @@ class SafeConsole(Console):
         kwargs["markup"] = False
         kwargs["emoji"] = False
         return super().render_str(escape(text), **kwargs)
+
+
+def fetcher() -> Fetcher:
+    """The guarded fetcher for URLs named by others; loopback only with `allow-local-urls`."""
+    return Fetcher(allow_local=read_config(home()).get(LOCAL_URLS_SETTING) == "true")
 
 
 def stdout_console() -> Console:

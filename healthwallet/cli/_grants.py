@@ -20,6 +20,7 @@ from ..wallet import Wallet, read_config, read_info, utc_now, wallet_exists
 from ._common import (
     JsonOption,
     emit,
+    fetcher,
     home,
     note_local_status_list,
     unlock,
@@ -162,7 +163,7 @@ def cmd_grant(
     if doctor_did in (wallet.did, config["did-web"]):
         raise UsageError("a grant to yourself is pointless", "give the doctor's DID")
     # A did:web names its keys in a document on the web: fetch it before reading any record.
-    recipient_key = didweb.resolve_key_agreement(doctor_did) if web else None
+    recipient_key = didweb.resolve_key_agreement(doctor_did, transport=fetcher()) if web else None
     vault = Vault(wallet.home, wallet.identity.vault_key)
     records = _select(vault, record_ids or [], record_type, tag)
     issued = issued_grants(wallet)
@@ -431,6 +432,7 @@ def cmd_verify(
             at=moment,
             skew=_skew(),
             anchor_verifier_for=_ledger_verifier if check_ledger else None,
+            transport=fetcher(),
         )
     emit(as_json, verdict.to_json(), lambda c: render_verdict(c, verdict))
     if not verdict.valid:
@@ -459,6 +461,7 @@ def cmd_open(
             status_source=status_list,
             skew=_skew(),
             also_me=_my_did_web(wallet.home),
+            transport=fetcher(),
         )
         handle.seek(0)
         # The proof verified inside open_grant; this only reads the id back for the report.

@@ -17,7 +17,14 @@ from ..keys import Identity, ed25519_from_did
 from ..timeutil import parse_expiry
 from ..vault import RECORD_TYPES, Record, Vault
 from ..wallet import Wallet, read_config, utc_now
-from ._common import JsonOption, emit, note_local_status_list, unlock, write_binary_out
+from ._common import (
+    JsonOption,
+    emit,
+    fetcher,
+    note_local_status_list,
+    unlock,
+    write_binary_out,
+)
 
 if TYPE_CHECKING:
     from ..deid import Policy
@@ -345,6 +352,7 @@ def cmd_ingest(
         study=study,
         status_sources=status_list or [],
         skew=skew,
+        transport=fetcher(),
     )
     emit(as_json, result.to_json(), lambda console: _render_ingest(console, result))
     if not result.accepted:

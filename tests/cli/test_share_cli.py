@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from conftest import Cli, base_env
 from leaks import container_text, leaked
+from local_status import typing_status_lists
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deid"))
 from synth import SynthPatient, make_patient
@@ -97,13 +98,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, www: tuple[Path, str]) -> di
         env = base_env(root)
         env["HEALTHWALLET_HOME"] = str(root / name)
         env["HEALTHWALLET_PASSPHRASE"] = f"{name} passphrase"
-        cli = Cli(root / name, env)
+        cli = typing_status_lists(Cli(root / name, env))
         cli.ok("init", "--keystore", "file")
         return cli
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         research, other = pool.map(wallet, ["research", "other-group"])
     research.ok("config", "set", "clock-skew-seconds", "0")
+    research.ok("config", "set", "allow-local-urls", "true")  # the lists are on 127.0.0.1
     research_did = did(research)
     rng = random.Random(2026)
     people = [
