@@ -8,6 +8,7 @@ pass that path explicitly, as a verifier handed the published list would.
 from __future__ import annotations
 
 import base64
+import itertools
 import io
 import json
 import urllib.parse
@@ -54,20 +55,22 @@ def local_lists(files: Iterable[Path]) -> list[str]:
 
 
 class TypesStatusList(Cli):
-    """A wallet user who passes the local status list a grant names with `--status-list`, as a
-    doctor does with the copy a patient sends, to `verify` and `open` (when that file exists)."""
+    """A wallet user who passes the local status lists that the grants or shares name with
+    `--status-list` (when those files exist), as a doctor or research group does with the
+    copy a patient sends: to `verify`, `open` and `research ingest`."""
 
     def __call__(self, *args: str | Path, **kwargs: Any) -> Result:
-        """Run the command, adding `--status-list PATH` to a `verify`/`open` that has none."""
+        """Run the command, with `--status-list PATH` for each local list its inputs name."""
         words = [str(a) for a in args]
-        if "--status-list" not in words:
-            if words[:1] in (["verify"], ["open"]):
-                inputs = words[1:2]
-            elif words[:2] == ["research", "ingest"]:
-                inputs = words[2:]
-            else:
-                inputs = []
-            for listed in local_lists(Path(w) for w in inputs if not w.startswith("-")):
+        given = {b for a, b in itertools.pairwise(words) if a == "--status-list"}
+        if words[:1] in (["verify"], ["open"]) and not given:
+            inputs = words[1:2]
+        elif words[:2] == ["research", "ingest"]:
+            inputs = words[2:]
+        else:
+            inputs = []
+        for listed in local_lists(Path(w) for w in inputs if not w.startswith("-")):
+            if listed not in given:
                 args = (*args, "--status-list", listed)
         return super().__call__(*args, **kwargs)
 

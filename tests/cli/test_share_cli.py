@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from conftest import Cli, base_env
 from leaks import container_text, leaked
-from local_status import typing_status_lists
+from local_status import local_lists, status_path, typing_status_lists
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deid"))
 from synth import SynthPatient, make_patient
@@ -70,7 +70,7 @@ def identity_of(cli: Cli) -> Identity:
 def open_with(identity: Identity, path: Path) -> shares.OpenedShare:
     """Decrypt a share file in the test, with the research group's own identity."""
     with path.open("rb") as handle:
-        return shares.open_share(handle, identity)
+        return shares.open_share(handle, identity, status=shares.StatusLists(local_lists([path])))
 
 
 @pytest.fixture(scope="module")
@@ -454,5 +454,8 @@ def test_share_to_stdout(world: dict[str, Any]) -> None:
     )
     assert proc.returncode == 0 and b"shared urn:uuid:" in proc.stderr
     assert proc.stdout.startswith(b"healthwallet-share/v1\n")
-    opened = shares.open_share(io.BytesIO(proc.stdout), identity_of(world["research"]))
+    listed = shares.StatusLists([str(status_path(proc.stdout))])  # as the group types it
+    opened = shares.open_share(
+        io.BytesIO(proc.stdout), identity_of(world["research"]), status=listed
+    )
     assert len(opened.resources) == 15
