@@ -8,8 +8,8 @@ pass that path explicitly, as a verifier handed the published list would.
 from __future__ import annotations
 
 import base64
-import itertools
 import io
+import itertools
 import json
 import urllib.parse
 import urllib.request
