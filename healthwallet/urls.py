@@ -52,7 +52,7 @@ class Url:
 def _refuse(what: str, text: str, reason: str) -> BadInputError:
     shown = text if len(text) <= 200 else text[:200] + "…"
     return BadInputError(
-        f"{what} is not a usable URL ({reason}): {escape(shown)}",
+        f"{what} is not a usable URL ({reason})" + (f": {escape(shown)}" if shown else ""),
         "give an absolute URL such as https://example.org/status/1.json",
     )
 
@@ -87,8 +87,22 @@ def parse_url(
     schemes: Collection[str] = ("https",),
     *,
     fragment: bool = False,
+    quote: bool = True,
 ) -> Url:
-    """``text`` as a checked ``Url``; BadInputError (exit 2) naming ``what`` if it is not one."""
+    """``text`` as a checked ``Url``; BadInputError (exit 2) naming ``what`` if it is not one.
+
+    The error quotes the URL (escaped, cut at 200 characters) unless ``quote`` is False, for
+    URLs that may carry a secret (an RPC endpoint's API key).
+    """
+    try:
+        return _parse(text, what, schemes, fragment)
+    except BadInputError as exc:
+        if quote or not isinstance(text, str):
+            raise
+        raise BadInputError(exc.message.split("): ", 1)[0] + ")", exc.hint) from None
+
+
+def _parse(text: object, what: str, schemes: Collection[str], fragment: bool) -> Url:
     if not isinstance(text, str) or not text:
         raise BadInputError(f"{what} is not a URL", "give an absolute https:// URL")
     if len(text) > MAX_URL_CHARS:

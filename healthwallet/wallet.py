@@ -242,7 +242,8 @@ def set_config(home: Path, key: str, value: str) -> dict[str, str]:
     if key in _URL_SETTINGS and value:
         from .urls import parse_url
 
-        parse_url(value, f"the {key} setting", ("https", "http", "file"))  # exit 2, never 70
+        # exit 2, never 70; an RPC URL is not quoted back (it may hold an API key)
+        parse_url(value, f"the {key} setting", ("https", "http", "file"), quote=key == "status-url")
     if key == "did-web" and value:
         from .didweb import document_url
 

@@ -98,7 +98,8 @@ class EthereumSettings:
                 "the ethereum ledger needs an http(s) rpc_url setting",
                 "set ledger.ethereum.rpc_url in the wallet configuration",
             )
-        parse_url(rpc_url, "the ethereum rpc-url", ("http", "https"))  # exit 2, never a crash
+        # exit 2, never a crash; the URL is not quoted: its path may hold an API key
+        parse_url(rpc_url, "the ethereum rpc-url", ("http", "https"), quote=False)
         chain_id = settings.get("chain_id")
         if chain_id is not None and (not isinstance(chain_id, int) or chain_id <= 0):
             raise UsageError("ethereum chain_id must be a positive integer")

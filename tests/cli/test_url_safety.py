@@ -173,3 +173,6 @@ def test_crafted_urls_in_settings_and_arguments_are_usage_errors(
         assert ingest.code == 2, (url, ingest)
         assert ingest.err.startswith("error: ") and "\nhint: " in ingest.err
     assert patient.ok("config", "get", "status-url").out.strip() == ""  # nothing was stored
+    # An RPC URL may carry an API key: its error names the problem, not the URL.
+    secret = patient("config", "set", "ethereum.rpc-url", "https://node.example:x/?apikey=S3CR3T")
+    assert secret.code == 2 and "S3CR3T" not in secret.err + secret.out
