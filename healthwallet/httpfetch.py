@@ -102,19 +102,35 @@ class _DeadlineSSLSocket(ssl.SSLSocket):
 class _PinnedConnection(http.client.HTTPConnection):
     """An HTTP(S) connection to one checked address, with the URL's name for Host and TLS."""
 
-    def __init__(self, url: Url, address: str, deadline: _Deadline) -> None:
+    def __init__(self, url: Url, addresses: list[str], deadline: _Deadline) -> None:
         super().__init__(url.host, url.port, timeout=deadline.left())
-        self._address = address
+        self._addresses = addresses
         self._url = url
         self._deadline = deadline
 
+    def _connect_tcp(self) -> _DeadlineSocket:
+        """A TCP connection to the first judged address that answers."""
+        failure: OSError = ConnectionError("no address")
+        for address in self._addresses:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            raw = _DeadlineSocket(family, socket.SOCK_STREAM)
+            try:
+                raw.settimeout(self._deadline.left())
+                raw.connect((address, self._url.port))
+            except TimeoutError:
+                raw.close()
+                raise
+            except OSError as exc:
+                raw.close()
+                failure = exc
+                continue
+            return raw
+        raise failure
+
     def connect(self) -> None:
-        """Connect to the pinned address; wrap in TLS (checked against the name) for https."""
-        family = socket.AF_INET6 if ":" in self._address else socket.AF_INET
-        raw = _DeadlineSocket(family, socket.SOCK_STREAM)
+        """Connect to a pinned address; wrap in TLS (checked against the name) for https."""
+        raw = self._connect_tcp()
         try:
-            raw.settimeout(self._deadline.left())
-            raw.connect((self._address, self._url.port))
             raw.deadline = self._deadline
             if self._url.scheme != "https":
                 self.sock = raw
@@ -161,19 +177,25 @@ class Fetcher:
     allow_local: bool = False
     deadline: float = DEFAULT_DEADLINE
 
-    def _pick(self, url: Url, addresses: list[_IP], what: str) -> str:
+    def _judge(self, url: Url, addresses: list[_IP], what: str) -> list[str]:
+        """The addresses that may be connected to, in the resolver's order; BadInputError
+        when there is none."""
+        allowed: list[str] = []
         reasons: list[str] = []
         for address in addresses:
             reason = address_class(address)
             if reason is None or (reason == "loopback" and self.allow_local):
                 if url.scheme == "http" and reason != "loopback":
                     reasons.append("plain http")
-                    continue
-                return str(address)
-            reasons.append(f"a {reason} address")
-        raise BadInputError(
-            f"{what} {escape(url.text)} is not fetched: it leads to {reasons[0]}", _LOCAL_HINT
-        )
+                elif str(address) not in allowed:
+                    allowed.append(str(address))
+            else:
+                reasons.append(f"a {reason} address")
+        if not allowed:
+            raise BadInputError(
+                f"{what} {escape(url.text)} is not fetched: it leads to {reasons[0]}", _LOCAL_HINT
+            )
+        return allowed
 
     def get(self, url_text: str, what: str, *, max_bytes: int, accept: str) -> bytes:
         """The body of a 200 answer to GET ``url_text``, at most ``max_bytes`` long.
@@ -186,8 +208,8 @@ class Fetcher:
         shown = escape(url.text)
         deadline = _Deadline(self.deadline)
         try:
-            address = self._pick(url, _resolve(url, deadline), what)
-            connection = _PinnedConnection(url, address, deadline)
+            addresses = self._judge(url, _resolve(url, deadline), what)
+            connection = _PinnedConnection(url, addresses, deadline)
             try:
                 connection.request(
                     "GET",
