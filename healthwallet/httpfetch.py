@@ -100,10 +100,11 @@ class _DeadlineSSLSocket(ssl.SSLSocket):
 
 
 class _PinnedConnection(http.client.HTTPConnection):
-    """An HTTP(S) connection to one checked address, with the URL's name for Host and TLS."""
+    """An HTTP(S) connection to checked addresses only, with the URL's name for Host and TLS."""
 
     def __init__(self, url: Url, addresses: list[str], deadline: _Deadline) -> None:
         super().__init__(url.host, url.port, timeout=deadline.left())
+        self.default_port = 443 if url.scheme == "https" else 80  # `Host: name`, no ":443"
         self._addresses = addresses
         self._url = url
         self._deadline = deadline
