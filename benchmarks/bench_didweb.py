@@ -61,6 +61,7 @@ def main() -> None:
         record = tmp / "labs.json"
         record.write_text('{"resourceType": "Observation", "status": "final"}')
         cli("patient", "record", "add", str(record))
+        cli("patient", "config", "set", "allow-local-urls", "true")  # the server is on loopback
         did_web = f"did:web:localhost%3A{server.server_address[1]}:dr"
         cli("doctor", "config", "set", "did-web", did_web)
         (root / "dr" / "did.json").write_text(cli("doctor", "id", "--did-document"))

@@ -19,12 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import httpx
 from nacl import bindings
 
 from . import jsonutil, keys, limits
 from .errors import BadInputError, UsageError
-from .httpfetch import fetch_document
+from .httpfetch import Fetcher, fetch_document
 
 PREFIX: Final = "did:web:"
 MAX_DOCUMENT_BYTES: Final = 100 * 1024
@@ -75,23 +74,20 @@ def document_url(did: object) -> str:
     return f"https://{authority}/" + ("/".join(path) if path else ".well-known") + "/did.json"
 
 
-def resolve_key_agreement(
-    did: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0
-) -> KeyAgreement:
+def resolve_key_agreement(did: str, *, transport: Fetcher | None = None) -> KeyAgreement:
     """Fetch ``did``'s document and return its first usable X25519 key-agreement key.
 
     UsageError for a malformed did:web, NetworkError when the document cannot be fetched,
-    BadInputError when it is not a DID document for ``did`` or has no usable key.
+    BadInputError when it is not a DID document for ``did`` or has no usable key. The fetch
+    goes through the guarded fetcher ``transport`` (strict by default: public https only).
     """
     url = document_url(did)
     raw = fetch_document(
         url,
         "DID document",
-        transport=transport,
-        timeout=timeout,
+        fetcher=transport,
         max_bytes=MAX_DOCUMENT_BYTES,
         accept="application/did+json, application/json",
-        follow_redirects=False,
     )
     try:
         document = jsonutil.loads(raw)

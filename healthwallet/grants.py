@@ -572,7 +572,9 @@ class StatusPolicy:
         entry = ctx.claims.status
         source = self.source or str(entry["statusListCredential"])
         try:
-            status_vc = statuslist.load_status_list_credential(source, transport=self.transport)
+            status_vc = statuslist.load_status_list_credential(
+                source, transport=self.transport, from_user=self.source is not None
+            )
         except NetworkError as exc:
             raise VerificationError(f"status list could not be fetched ({exc.message})") from None
         except NotFoundError as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from .fsutil import ensure_private_dir, exclusive_lock, storage_error
 from .keys import Identity
 from .metaseal import MetaSeal
 from .safewrite import OutputDir, atomic_write_bytes
+from .urls import parse_url
 
 LIST_SIZE = 131072
 # Start a fresh list once half the slots are taken, so random draws stay quick and a list
@@ -95,16 +95,14 @@ def _iso(moment: datetime) -> str:
 
 def normalize_base_url(base: str) -> str:
     """Check a status list base URL (https, or http on loopback, or file) and end it with '/'."""
-    parsed = urllib.parse.urlsplit(base)
-    loopback_http = parsed.scheme == "http" and parsed.hostname in _LOOPBACK
-    if not (parsed.scheme in ("https", "file") or loopback_http) or (
-        parsed.scheme != "file" and not parsed.hostname
-    ):
+    parsed = parse_url(base, "the status-url", ("https", "http", "file"))
+    loopback_http = parsed.scheme == "http" and parsed.host in _LOOPBACK
+    if not (parsed.scheme in ("https", "file") or loopback_http):
         raise UsageError(
             "a status list base URL must be https:// (or http:// on this machine only)",
             "for example https://example.org/healthwallet/status/",
         )
-    if parsed.query or parsed.fragment:
+    if "?" in base:
         raise UsageError("a status list base URL has no query or fragment")
     return base if base.endswith("/") else base + "/"
 

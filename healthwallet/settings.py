@@ -16,7 +16,6 @@ _RANGES: dict[str, tuple[int, int]] = {
     "ethereum.chain-id": (1, 2**53 - 1),
 }
 _MAX_VALUE = 2048
-_URL_MAX = 2000
 
 
 def _whole_number(key: str, value: str) -> None:
@@ -29,19 +28,19 @@ def _whole_number(key: str, value: str) -> None:
         )
 
 
-def _http_url(key: str, value: str) -> None:
-    import httpx
+def _url(key: str, value: str) -> None:
+    from .urls import parse_url
 
-    hint = f"give a full URL, e.g. `healthwallet config set {key} https://example.org/status/`"
-    if len(value) > _URL_MAX or not value.isprintable() or any(c.isspace() for c in value):
-        raise UsageError(f"{key} is not a URL", hint)
-    try:
-        url = httpx.URL(value)
-        host = url.host
-    except (httpx.InvalidURL, ValueError, UnicodeError):
-        raise UsageError(f"{key} is not a URL", hint) from None
-    if url.scheme not in ("https", "http") or not host:
-        raise UsageError(f"{key} must be an http(s) URL with a host name", hint)
+    # One URL validator for every URL healthwallet reads (urls.py); exit 2, never 70. An RPC
+    # URL is not quoted back in the error: it may carry an API key. A status-url may be a
+    # file:// folder for a wallet that publishes lists by hand.
+    schemes = ("https", "http", "file") if key == "status-url" else ("https", "http")
+    parse_url(value, f"the {key} setting", schemes, quote=key == "status-url")
+
+
+def _boolean(key: str, value: str) -> None:
+    if value not in ("true", "false"):
+        raise UsageError(f"{key} is true or false", f"e.g. `healthwallet config set {key} true`")
 
 
 def _did_web(key: str, value: str) -> None:
@@ -64,8 +63,9 @@ def _existing_file(key: str, value: str) -> None:
 
 
 _CHECKS: dict[str, Callable[[str, str], None]] = {
-    "status-url": _http_url,
-    "ethereum.rpc-url": _http_url,
+    "status-url": _url,
+    "ethereum.rpc-url": _url,
+    "allow-local-urls": _boolean,
     "did-web": _did_web,
     "ledger": _ledger,
     "ethereum.key-file": _existing_file,

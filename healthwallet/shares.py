@@ -17,14 +17,10 @@ import hashlib
 import io
 import os
 import re
-import stat
 import struct
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, BinaryIO, TypedDict
 
 from . import envelope as env
@@ -525,20 +521,6 @@ def _list_identity(document: Mapping[str, Any] | str) -> tuple[str, str] | None:
     return None
 
 
-def _check_local_source(url: str) -> None:
-    """Refuse a file:// list that is not a regular file (a FIFO or device could hang a read)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme.lower() != "file":
-        return
-    path = Path(urllib.request.url2pathname(urllib.parse.unquote(parts.path)))
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        raise VerificationError("the status list file named by the consent is not here") from None
-    if not stat.S_ISREG(mode):
-        raise VerificationError("the status list named by the consent is not a regular file")
-
-
 class StatusLists:
     """Status list credentials for consents: the ones a verifier was given, else each
     consent's own ``statusListCredential`` (each source is loaded once)."""
@@ -557,7 +539,7 @@ class StatusLists:
         for source in sources:
             # The verifier's own inputs: a missing file or dead URL is its error (exit 3/5).
             document = statuslist.load_status_list_credential(
-                source, transport=transport, timeout=timeout
+                source, transport=transport, timeout=timeout, from_user=True
             )
             identity = _list_identity(document)
             if identity is None:
@@ -574,7 +556,6 @@ class StatusLists:
             return given
         if url not in self._loaded:
             try:
-                _check_local_source(url)
                 self._loaded[url] = statuslist.load_status_list_credential(
                     url, transport=self._transport, timeout=self._timeout
                 )

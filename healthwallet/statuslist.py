@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import gzip
+import os
+import re
+import stat
 import urllib.parse
 import urllib.request
 import zlib
@@ -20,13 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, overload
 
-import httpx
-
 from . import jsonutil, keys
 from .contexts import STATUS_LIST_CONTEXT
 from .credentials import Format, issue_credential, verify_proof
 from .errors import BadInputError, NotFoundError, UsageError, VerificationError
-from .httpfetch import fetch_document
+from .httpfetch import Fetcher, fetch_document
+from .termsafe import escape
+from .urls import parse_url
 
 MIN_SIZE: Final = 16 * 1024 * 8  # SL2021 §6.1: at least 16 KiB of bits
 MAX_BITSTRING_BYTES: Final = 16 * 1024 * 1024  # expansion cap: a gzip bomb stops here
@@ -36,6 +40,7 @@ ENTRY_TYPE: Final = "StatusList2021Entry"
 CREDENTIAL_TYPE: Final = "StatusList2021Credential"
 SUBJECT_TYPE: Final = "StatusList2021"
 _GZIP_MAGIC_B64: Final = "H4sI"  # base64 of the gzip header 1f 8b 08
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986 §3.1; one letter is a drive
 _ACCEPT: Final = "application/vc+ld+json, application/json;q=0.9, application/jwt;q=0.8"
 
 __all__ = [
@@ -144,12 +149,8 @@ def _gunzip_capped(compressed: bytes) -> bytes:
 
 
 def _check_list_url(list_url: str) -> None:
-    parts = urllib.parse.urlsplit(list_url) if isinstance(list_url, str) else None
     # The URL is an IRI in the signed graph (@id): a relative one would silently drop out.
-    if parts is None or parts.scheme not in ("https", "http", "file") or parts.fragment:
-        raise UsageError("a status list URL is an absolute https, http or file URL, no fragment")
-    if parts.scheme != "file" and not parts.netloc:
-        raise UsageError("a status list URL needs a host")
+    parse_url(list_url, "a status list URL", ("https", "http", "file"))
 
 
 def _check_purpose(purpose: str) -> None:
@@ -238,73 +239,98 @@ def _iso(moment: datetime) -> str:
 
 def load_status_list_credential(
     source: str,
-    transport: httpx.BaseTransport | None = None,
-    timeout: float = 10.0,
+    transport: Fetcher | None = None,
+    timeout: float | None = None,
+    *,
+    from_user: bool = False,
 ) -> dict[str, Any] | str:
-    """Read a status list credential from a file path, file:// URI or http(s) URL."""
+    """Read a status list credential from an https URL through the guarded fetcher
+    (``transport``; strict by default, ``timeout`` its total deadline), or, only when the user
+    typed ``source`` (``from_user``), from a file path or file:// URI.
+
+    A URL named by a credential is never read as a local file: that would let its writer make
+    the verifier read a FIFO or /dev/stdin, or learn which files exist on its machine.
+    """
     if not isinstance(source, str) or not source:
         raise UsageError("no status list source given")
-    scheme = urllib.parse.urlsplit(source).scheme.lower()
+    head, colon, _ = source.partition(":")
+    scheme = head.lower() if colon and len(head) > 1 and _SCHEME.fullmatch(head) else ""
+    if scheme == "file" or (not scheme and not from_user):
+        if not from_user:
+            # The same answer whether or not such a file exists here: nothing is touched.
+            raise NotFoundError(
+                f"the status list is on its issuer's machine only ({escape(source[:300])})",
+                "ask the issuer for the published list (`status publish`) and pass it with "
+                "--status-list",
+            )
+        parse_url(source, "the status list", ("file",))
+        return _parse_document(_read_file(_file_uri_path(source), source), source)
     if scheme in ("http", "https"):
-        raw = _fetch(source, transport, timeout)
-    elif scheme == "file":
-        raw = _read_file(_file_uri_path(source), source)
-    elif scheme and len(scheme) > 1:  # "c:" is a drive letter, not a scheme
-        raise UsageError(f"status list source scheme {scheme!r} is not supported")
-    else:
-        raw = _read_file(Path(source), source)
-    return _parse_document(raw, source)
+        fetcher = transport or Fetcher()
+        if timeout is not None:
+            fetcher = dataclasses.replace(fetcher, deadline=timeout)
+        return _parse_document(_fetch(source, fetcher), source)
+    if scheme:
+        raise UsageError(f"status list source scheme {escape(scheme[:20])!r} is not supported")
+    return _parse_document(_read_file(Path(source), source), source)
 
 
 def _file_uri_path(uri: str) -> Path:
     parts = urllib.parse.urlsplit(uri)
-    if parts.netloc not in ("", "localhost"):
-        raise UsageError("a file:// status list must be on this machine")
     return Path(urllib.request.url2pathname(urllib.parse.unquote(parts.path)))
 
 
 def _read_file(path: Path, source: str) -> bytes:
+    """At most MAX_DOCUMENT_BYTES of a regular file; a FIFO or device is opened without
+    blocking and refused unread."""
+    shown = escape(source)
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
-        raise NotFoundError(f"no status list at {source}", "check the path") from None
+        raise NotFoundError(f"no status list at {shown}", "check the path") from None
     except IsADirectoryError:
-        raise BadInputError(f"{source} is a directory, not a status list") from None
-    except OSError as exc:
-        raise BadInputError(f"cannot read status list {source} ({exc.strerror})") from None
+        raise BadInputError(f"{shown} is a directory, not a status list") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a path"
+        raise BadInputError(f"cannot read status list {shown} ({reason})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise BadInputError(f"{shown} is a directory, not a status list")
+        raise BadInputError(f"status list {shown} is not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
+        except OSError as exc:
+            raise BadInputError(f"cannot read status list {shown} ({exc.strerror})") from None
     if len(raw) > MAX_DOCUMENT_BYTES:
-        raise BadInputError(f"status list {source} is larger than 2 MiB")
+        raise BadInputError(f"status list {shown} is larger than 2 MiB")
     return raw
 
 
-def _fetch(url: str, transport: httpx.BaseTransport | None, timeout: float) -> bytes:
+def _fetch(url: str, fetcher: Fetcher) -> bytes:
     return fetch_document(
-        url,
-        "status list",
-        transport=transport,
-        timeout=timeout,
-        max_bytes=MAX_DOCUMENT_BYTES,
-        accept=_ACCEPT,
-        follow_redirects=True,
+        url, "status list", fetcher=fetcher, max_bytes=MAX_DOCUMENT_BYTES, accept=_ACCEPT
     )
 
 
 def _parse_document(raw: bytes, source: str) -> dict[str, Any] | str:
+    shown = escape(source)
     try:
         text = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise BadInputError(f"status list {source} is not UTF-8 text") from None
+        raise BadInputError(f"status list {shown} is not UTF-8 text") from None
     if text.count(".") == 2 and all(part and _is_b64url(part) for part in text.split(".")):
         return text  # a compact JWS (VC-JWT)
     try:
         document = jsonutil.loads(text)
     except ValueError:
-        raise BadInputError(f"status list {source} is neither JSON nor a JWT") from None
+        raise BadInputError(f"status list {shown} is neither JSON nor a JWT") from None
     if isinstance(document, str) and document.count(".") == 2:
         return document  # a JWT stored as a JSON string
     if not isinstance(document, dict):
-        raise BadInputError(f"status list {source} is not a credential")
+        raise BadInputError(f"status list {shown} is not a credential")
     return document
 
 

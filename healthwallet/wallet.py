@@ -37,6 +37,7 @@ CONFIG_DEFAULTS: dict[str, str] = {
     "ethereum.chain-id": "",
     "ethereum.confirmations": "1",
     "ethereum.key-file": "",
+    "allow-local-urls": "false",
 }
 
 

@@ -49,15 +49,20 @@ step "8. The patient grants the doctor 7 days of access to the lab results"
 run $HW grant "$DOCTOR_DID" --tag labs --expires 7d --purpose "second opinion" --out "$WORK/labs.hwgrant"
 run $HW grants
 
-step "9. The doctor verifies the grant, then opens it"
-run $HW --home "$DOCTOR_HOME" verify "$WORK/labs.hwgrant"
-run $HW --home "$DOCTOR_HOME" open "$WORK/labs.hwgrant" --out "$WORK/from-patient"
+step "9. The doctor verifies the grant, then opens it (with the status list the patient sent:
+a status list the grant names as a local file is never read; a hosted one, set with
+\`config set status-url\`, is fetched over https)"
+run $HW status publish --out "$WORK/published"
+LIST=$(ls "$WORK/published"/*.json | head -n 1)
+run $HW --home "$DOCTOR_HOME" verify "$WORK/labs.hwgrant" --status-list "$LIST"
+run $HW --home "$DOCTOR_HOME" open "$WORK/labs.hwgrant" --out "$WORK/from-patient" --status-list "$LIST"
 
 step "10. The patient revokes it: verification now fails (exit 1)"
 GRANT_ID=$($HW grants --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["grants"][0]["grant_id"])')
 run $HW revoke "$GRANT_ID"
+run $HW status publish --out "$WORK/published"
 set +e
-$HW --home "$DOCTOR_HOME" verify "$WORK/labs.hwgrant" >/dev/null
+$HW --home "$DOCTOR_HOME" verify "$WORK/labs.hwgrant" --status-list "$LIST" >/dev/null
 echo "verify exit code after revocation: $?"
 set -e
 run $HW log
@@ -71,7 +76,9 @@ run $HW share "$RESEARCH_DID" --study demo-study --type fhir --purpose "demo coh
 if grep -q -e "Example" -e "1980-02-01" "$WORK/labs.hwshare"; then echo "FOUND identifiers in the share (bug!)"; exit 1; else echo "no name or birth date in the share file: good"; fi
 
 step "12. The research group ingests it (k=1: the demo has a single patient)"
-run $HW --home "$RESEARCH_HOME" research ingest "$WORK/labs.hwshare" --k 1 --out "$WORK/dataset"
+run $HW status publish --out "$WORK/published"
+run $HW --home "$RESEARCH_HOME" research ingest "$WORK/labs.hwshare" --k 1 --out "$WORK/dataset" \
+  $(for list in "$WORK/published"/*.json; do printf -- '--status-list %s ' "$list"; done)
 ls "$WORK/dataset"
 if grep -rq -e "Example" -e "1980-02-01" "$WORK/dataset"; then echo "FOUND identifiers in the dataset (bug!)"; exit 1; else echo "no name or birth date in the dataset: good"; fi
 

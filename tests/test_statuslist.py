@@ -26,6 +26,7 @@ from healthwallet.errors import (
     UsageError,
     VerificationError,
 )
+from healthwallet.httpfetch import Fetcher
 from healthwallet.statuslist import (
     MIN_SIZE,
     StatusList,
@@ -282,23 +283,23 @@ def test_malformed_entry_is_bad_input(entry: Any, list_vc: dict[str, Any]) -> No
 def test_load_from_path_and_file_uri(tmp_path: Path, list_vc: dict[str, Any]) -> None:
     path = tmp_path / "status list 1.json"
     path.write_text(json.dumps(list_vc, indent=2) + "\n")
-    assert load_status_list_credential(str(path)) == list_vc
-    assert load_status_list_credential(path.as_uri()) == list_vc
+    assert load_status_list_credential(str(path), from_user=True) == list_vc
+    assert load_status_list_credential(path.as_uri(), from_user=True) == list_vc
 
 
 def test_load_a_jwt_list(tmp_path: Path) -> None:
     token = status_list_credential(LIST_URL, revoked_list(3), PATIENT, NOW, fmt="jwt")
     (tmp_path / "raw.jwt").write_text(token + "\n")
     (tmp_path / "quoted.json").write_text(json.dumps(token))
-    assert load_status_list_credential(str(tmp_path / "raw.jwt")) == token
-    assert load_status_list_credential(str(tmp_path / "quoted.json")) == token
+    assert load_status_list_credential(str(tmp_path / "raw.jwt"), from_user=True) == token
+    assert load_status_list_credential(str(tmp_path / "quoted.json"), from_user=True) == token
 
 
 def test_load_missing_file(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
-        load_status_list_credential(str(tmp_path / "nope.json"))
+        load_status_list_credential(str(tmp_path / "nope.json"), from_user=True)
     with pytest.raises(BadInputError):
-        load_status_list_credential(str(tmp_path))
+        load_status_list_credential(str(tmp_path), from_user=True)
 
 
 @pytest.mark.parametrize(
@@ -308,14 +309,14 @@ def test_load_junk_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "junk.json"
     path.write_bytes(content)
     with pytest.raises(BadInputError):
-        load_status_list_credential(str(path))
+        load_status_list_credential(str(path), from_user=True)
 
 
 def test_load_caps_file_size(tmp_path: Path) -> None:
     path = tmp_path / "huge.json"
     path.write_bytes(b" " * (2 * 1024 * 1024 + 1))
     with pytest.raises(BadInputError, match="larger"):
-        load_status_list_credential(str(path))
+        load_status_list_credential(str(path), from_user=True)
 
 
 @pytest.mark.parametrize("source", ["ftp://example.org/1.json", "data:,{}", ""])
@@ -325,6 +326,10 @@ def test_load_refuses_other_schemes(source: str) -> None:
 
 
 # -- loading: a real HTTP server on 127.0.0.1 ----------------------------------------------------
+
+
+# Loopback servers: the tests opt in, as `config set allow-local-urls true` does.
+LOCAL = Fetcher(allow_local=True)
 
 
 class StatusHost:
@@ -384,7 +389,7 @@ def test_fetch_over_http(host: StatusHost) -> None:
     )
     entry = status_entry(url, 3)
 
-    fetched = load_status_list_credential(entry["statusListCredential"])
+    fetched = load_status_list_credential(entry["statusListCredential"], transport=LOCAL)
     assert fetched == listed
     assert check_status(entry, fetched, PATIENT.did) is True
     assert check_status(status_entry(url, 4), fetched, PATIENT.did) is False
@@ -395,7 +400,7 @@ def test_fetch_over_http(host: StatusHost) -> None:
     host.serve(
         "/status/1.json", json.dumps(status_list_credential(url, bits, PATIENT, NOW)).encode()
     )
-    assert check_status(entry, load_status_list_credential(url), PATIENT.did) is False
+    assert check_status(entry, load_status_list_credential(url, transport=LOCAL), PATIENT.did) is False
 
 
 def test_fetch_tampered_list_over_http(host: StatusHost) -> None:
@@ -404,38 +409,40 @@ def test_fetch_tampered_list_over_http(host: StatusHost) -> None:
     listed["credentialSubject"]["encodedList"] = StatusList().encode()
     host.serve("/status/tampered.json", json.dumps(listed).encode())
     with pytest.raises(VerificationError):
-        check_status(status_entry(url, 3), load_status_list_credential(url), PATIENT.did)
+        check_status(status_entry(url, 3), load_status_list_credential(url, transport=LOCAL), PATIENT.did)
 
 
-def test_fetch_follows_redirects(host: StatusHost) -> None:
+def test_fetch_follows_no_redirect(host: StatusHost) -> None:
     target = host.serve("/status/moved.json", b'{"moved": true}')
     url = host.serve("/status/old.json", b"", 301, Location=target)
-    assert load_status_list_credential(url) == {"moved": True}
+    with pytest.raises(NetworkError, match="HTTP 301, a redirect"):
+        load_status_list_credential(url, transport=LOCAL)
+    assert host.requests[-1][0] == "/status/old.json"  # the target was never asked
 
 
 def test_fetch_http_error_is_a_network_error(host: StatusHost) -> None:
     with pytest.raises(NetworkError, match="HTTP 404"):
-        load_status_list_credential(host.base + "/status/missing.json")
+        load_status_list_credential(host.base + "/status/missing.json", transport=LOCAL)
     url = host.serve("/status/broken.json", b"oops", 500)
     with pytest.raises(NetworkError, match="HTTP 500"):
-        load_status_list_credential(url)
+        load_status_list_credential(url, transport=LOCAL)
 
 
 def test_fetch_junk_is_bad_input(host: StatusHost) -> None:
     url = host.serve("/status/junk.html", b"<html>status</html>")
     with pytest.raises(BadInputError):
-        load_status_list_credential(url)
+        load_status_list_credential(url, transport=LOCAL)
 
 
 def test_fetch_caps_size(host: StatusHost) -> None:
     big = b"[" + b"0," * (1024 * 1024 + 1) + b"0]"
     url = host.serve("/status/big.json", big)
     with pytest.raises(BadInputError, match="larger"):
-        load_status_list_credential(url)
+        load_status_list_credential(url, transport=LOCAL)
     # A server that does not say how much it sends is cut off all the same.
     url = host.serve("/status/big-unsized.json", big, length=False)
     with pytest.raises(BadInputError, match="larger"):
-        load_status_list_credential(url)
+        load_status_list_credential(url, transport=LOCAL)
 
 
 def test_fetch_from_a_closed_port() -> None:
@@ -443,7 +450,7 @@ def test_fetch_from_a_closed_port() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(NetworkError, match="cannot fetch"):
-        load_status_list_credential(f"http://127.0.0.1:{port}/1.json", timeout=2)
+        load_status_list_credential(f"http://127.0.0.1:{port}/1.json", timeout=2, transport=LOCAL)
 
 
 def test_fetch_times_out() -> None:
@@ -453,4 +460,4 @@ def test_fetch_times_out() -> None:
         silent.listen(1)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/1.json"
         with pytest.raises(NetworkError):
-            load_status_list_credential(url, timeout=0.3)
+            load_status_list_credential(url, timeout=0.3, transport=LOCAL)

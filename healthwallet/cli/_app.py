@@ -13,6 +13,7 @@ import typer
 from healthwallet import __version__, hardening
 
 from ..errors import EXIT_INTERNAL, EXIT_USAGE, HealthWalletError
+from ..termsafe import escape, escape_lines
 from . import _common, _help
 from ._common import STATE
 
@@ -124,14 +125,24 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def report_error(message: str, hint: str, code: int, as_json: bool) -> int:
-    """Write ``error:``/``hint:`` to stderr (and a JSON error object with --json)."""
-    message = " ".join(message.split())
+    """Write ``error:``/``hint:`` to stderr (and a JSON error object with --json).
+
+    Both lines pass through ``termsafe.escape``: a message may quote a file, a credential or a
+    URL, and must not be able to redraw the terminal. (JSON escapes them by itself.)
+    """
+    message = escape(" ".join(message.split()))
+    hint = escape(" ".join(hint.split()))
     if as_json:
         sys.stdout.write(
             json.dumps({"error": {"message": message, "hint": hint, "exit_code": code}}) + "\n"
         )
     sys.stderr.write(f"error: {message}\nhint: {hint}\n")
     return code
+
+
+def _print_trace() -> None:
+    """The --debug traceback, escaped like every other line (it quotes messages)."""
+    sys.stderr.write(escape_lines(traceback.format_exc()))
 
 
 def run_app(argv: list[str]) -> int:
@@ -151,7 +162,7 @@ def run_app(argv: list[str]) -> int:
         return int(result) if isinstance(result, int) else 0
     except HealthWalletError as exc:
         if STATE.debug:
-            traceback.print_exc()
+            _print_trace()
         return report_error(exc.message, exc.hint, exc.exit_code, as_json)
     except typer.Exit as exc:
         return int(exc.exit_code)
@@ -169,7 +180,7 @@ def run_app(argv: list[str]) -> int:
         return report_error(exc.format_message(), f"see `{command} --help`", EXIT_USAGE, as_json)
     except Exception as exc:
         if STATE.debug:
-            traceback.print_exc()
+            _print_trace()
         return report_error(
             f"internal error ({type(exc).__name__})",
             "run again with --debug and report the trace (it holds no record content)",

@@ -14,12 +14,15 @@ from typing import Annotated, Any, BinaryIO
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..errors import KeystoreError, UsageError
+from ..httpfetch import LOCAL_URLS_SETTING, Fetcher
 from ..keystore import PassphraseSource
 from ..safewrite import atomic_writer
+from ..termsafe import escape
 from ..unlock import open_wallet
-from ..wallet import Wallet, resolve_home
+from ..wallet import Wallet, read_config, resolve_home
 
 PASSPHRASE_ENV = "HEALTHWALLET_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 
@@ -46,14 +49,40 @@ def home() -> Path:
     return resolve_home(STATE.home_flag)
 
 
+class SafeConsole(Console):
+    """A rich Console that shows every string it renders through ``termsafe.escape``.
+
+    Printed strings and table cells both pass through ``render_str``, so text from a file, a
+    credential or the network cannot move the cursor, recolour or reorder the screen. Markup,
+    emoji codes and highlighting are off: ``[bold]`` in a hostile string is shown as typed.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        """The escaped ``text`` as rich Text (markup never interpreted)."""
+        kwargs["markup"] = False
+        kwargs["emoji"] = False
+        return super().render_str(escape(text), **kwargs)
+
+
+def fetcher() -> Fetcher:
+    """The guarded fetcher for URLs named by others; loopback only with `allow-local-urls`."""
+    return Fetcher(allow_local=read_config(home()).get(LOCAL_URLS_SETTING) == "true")
+
+
 def stdout_console() -> Console:
     """Console for results on stdout."""
-    return Console(highlight=False, soft_wrap=True, emoji=False, markup=False)
+    return SafeConsole(highlight=False, soft_wrap=True, emoji=False, markup=False)
 
 
 def stderr_console() -> Console:
     """Console for progress and notes on stderr."""
-    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False, markup=False)
+    return SafeConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False, markup=False)
+
+
+def print_lines(console: Console, text: str) -> None:
+    """Print our own multi-line text (a line feed in a printed string is shown as ``\\x0a``)."""
+    for line in text.splitlines():
+        console.print(line)
 
 
 def emit(as_json: bool, payload: dict[str, Any], human: Callable[[Console], None]) -> None:
@@ -128,7 +157,7 @@ def note_local_status_list(status_list: str, reader: str, change: str) -> None:
     """Say on stderr that a credential names a status list only this machine can read."""
     if status_list.startswith("file:"):
         sys.stderr.write(
-            f"note: {status_list} is on this machine only; set `status-url` and run "
+            f"note: {escape(status_list)} is on this machine only; set `status-url` and run "
             f"`status publish` so {reader} can see {change} (or send them the published list)\n"
         )
 

@@ -22,6 +22,7 @@ from ..wallet import Wallet, read_config, read_info, wallet_exists
 from ._common import (
     JsonOption,
     emit,
+    fetcher,
     home,
     note_date_expiry,
     note_local_status_list,
@@ -174,7 +175,7 @@ def cmd_grant(
     if doctor_did in (wallet.did, config["did-web"]):
         raise UsageError("a grant to yourself is pointless", "give the doctor's DID")
     # A did:web names its keys in a document on the web: fetch it before reading any record.
-    recipient_key = didweb.resolve_key_agreement(doctor_did) if web else None
+    recipient_key = didweb.resolve_key_agreement(doctor_did, transport=fetcher()) if web else None
     vault = Vault(wallet.home, wallet.identity.vault_key)
     records = _select(vault, record_ids or [], record_type, tag)
     issued = issued_grants(wallet)
@@ -474,6 +475,7 @@ def cmd_verify(
             at=moment,
             skew=_skew(),
             anchor_verifier_for=_ledger_verifier if check_ledger else None,
+            transport=fetcher(),
         )
     payload = dict(verdict.to_json(), recipient_checked=my_did is not None)
 
@@ -516,6 +518,7 @@ def cmd_open(
             skew=_skew(),
             also_me=_my_did_web(wallet.home),
             journal=wallet.home / JOURNAL_DIR,
+            transport=fetcher(),
         )
         handle.seek(0)
         # The proof verified inside open_grant; this only reads the id back for the report.

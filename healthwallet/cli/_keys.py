@@ -15,7 +15,15 @@ from rich.console import Console
 from ..errors import UsageError
 from ..recovery import phrase_from_seed, read_phrase_file, seed_from_phrase
 from ..rotation import Checkpoint, migrate_keystore, rotate_identity
-from ._common import JsonOption, emit, home, passphrase_source, stderr_console, unlock
+from ._common import (
+    JsonOption,
+    emit,
+    home,
+    passphrase_source,
+    print_lines,
+    stderr_console,
+    unlock,
+)
 
 key_app = typer.Typer(
     help="Show the recovery phrase, or rotate the identity key.", no_args_is_help=True
@@ -98,7 +106,7 @@ def cmd_export(
         )
     wallet = unlock()
     words = phrase_from_seed(wallet.identity.seed)
-    stderr_console().print(PHRASE_WARNING)
+    print_lines(stderr_console(), PHRASE_WARNING)
 
     def human(out: Console) -> None:
         # stdout holds the phrase and nothing else, so `key export --phrase > phrase.txt`
@@ -128,7 +136,7 @@ def cmd_rotate(as_json: JsonOption = False) -> None:
         out.print(f"New DID: {result.new_did}")
 
     emit(as_json, payload, human)
-    stderr_console().print(ROTATE_NOTE)
+    print_lines(stderr_console(), ROTATE_NOTE)
 
 
 @keystore_app.command("migrate")

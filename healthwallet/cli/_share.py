@@ -21,6 +21,7 @@ from ..wallet import Wallet, read_config
 from ._common import (
     JsonOption,
     emit,
+    fetcher,
     note_date_expiry,
     note_local_status_list,
     unlock,
@@ -372,6 +373,7 @@ def cmd_ingest(
         study=study,
         status_sources=status_list or [],
         skew=skew,
+        transport=fetcher(),
     )
     emit(as_json, result.to_json(), lambda console: _render_ingest(console, result))
     if not result.files:

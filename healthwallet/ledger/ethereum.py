@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..errors import KeystoreError, LedgerUnavailableError, NetworkError, StorageError, UsageError
+from ..urls import parse_url
 from .base import LedgerContext, LookupResult, Receipt, format_time, open_private_db
 
 
@@ -92,11 +93,13 @@ class EthereumSettings:
     def from_mapping(cls, settings: Mapping[str, Any]) -> EthereumSettings:
         """Read settings; UsageError naming the bad one."""
         rpc_url = settings.get("rpc_url")
-        if not isinstance(rpc_url, str) or urlsplit(rpc_url).scheme not in ("http", "https"):
+        if not isinstance(rpc_url, str) or not rpc_url:
             raise UsageError(
                 "the ethereum ledger needs an http(s) rpc_url setting",
                 "set ledger.ethereum.rpc_url in the wallet configuration",
             )
+        # exit 2, never a crash; the URL is not quoted: its path may hold an API key
+        parse_url(rpc_url, "the ethereum rpc-url", ("http", "https"), quote=False)
         chain_id = settings.get("chain_id")
         if chain_id is not None and (not isinstance(chain_id, int) or chain_id <= 0):
             raise UsageError("ethereum chain_id must be a positive integer")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from conftest import Cli
 from ledger.conftest import CHAIN_ID, DEV_KEY, free_port, start_anvil
+from local_status import typing_status_lists
 
 
 def _add_records(wallet: Cli, tmp_path: Path, count: int) -> list[str]:
@@ -100,7 +101,7 @@ def test_grant_carries_proofs_and_verify_checks_the_ledger(wallet: Cli, tmp_path
         node.mine(3)
         doctor_env = dict(base_env(tmp_path), HEALTHWALLET_HOME=str(tmp_path / "doctor"),
                           HEALTHWALLET_PASSPHRASE="doctor passphrase")
-        doctor = Cli(tmp_path / "doctor", doctor_env)
+        doctor = typing_status_lists(Cli(tmp_path / "doctor", doctor_env))
         doctor.ok("init", "--keystore", "file")
         doctor.ok("config", "set", "ethereum.rpc-url", node.url)
         doctor.ok("config", "set", "ethereum.chain-id", str(CHAIN_ID))

@@ -1,7 +1,8 @@
 """Grants to a did:web doctor, resolved from a real HTTPS server on 127.0.0.1 (as `localhost`).
 
-The server's certificate comes from a test CA made here; `SSL_CERT_FILE` tells httpx to trust
-it, as an operator would for a private CA. Without it the same server is refused.
+The server's certificate comes from a test CA made here; `SSL_CERT_FILE` tells the fetcher to
+trust it, as an operator would for a private CA. Without it the same server is refused. The
+wallets opt in to loopback addresses with `config set allow-local-urls true`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from local_status import typing_status_lists
 
 
 @dataclass
@@ -145,8 +147,10 @@ def people(tmp_path: Path, site: Site) -> dict[str, Cli]:
             HEALTHWALLET_PASSPHRASE=f"{name} passphrase",
             SSL_CERT_FILE=str(site.ca_file),
         )
-        out[name] = Cli(tmp_path / name, env)
+        out[name] = typing_status_lists(Cli(tmp_path / name, env))
         out[name].ok("init", "--keystore", "file")
+        # The test server is on loopback: each wallet opts in (the default refuses it).
+        out[name].ok("config", "set", "allow-local-urls", "true")
     labs = tmp_path / "labs.json"
     labs.write_text(json.dumps(fhir_bundle("Okonkwo-Lindqvist", "Adaeze")))
     out["patient"].ok("record", "add", labs, "--tag", "cardio")
@@ -248,3 +252,20 @@ def test_did_web_setting_is_checked(people: dict[str, Cli]) -> None:
     assert bad.code == 2 and bad.err.startswith("error: not a did:web")
     missing = doctor("id", "--did-document")
     assert missing.code == 2 and "config set did-web" in missing.err
+
+
+def test_did_web_naming_a_loopback_host_is_refused_by_default(
+    people: dict[str, Cli], site: Site, tmp_path: Path
+) -> None:
+    patient, doctor = people["patient"], people["doctor"]
+    did = site.did("staff", "lee")
+    doctor.ok("config", "set", "did-web", did)
+    site.publish(doctor.ok("id", "--did-document").out, "staff", "lee")
+    patient.ok("config", "set", "allow-local-urls", "false")
+    out = tmp_path / "g.hwgrant"
+    refused = patient("grant", did, "--type", "fhir", "--expires", "1d", "--out", out)
+    # `localhost` resolves to 127.0.0.1: the resolved address is what is judged.
+    assert refused.code == 2 and not out.exists()
+    assert refused.err.startswith("error: DID document https://localhost:")
+    assert "leads to a loopback address" in refused.err
+    assert "hint: " in refused.err and "allow-local-urls true" in refused.err

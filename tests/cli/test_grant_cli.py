@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Cli, base_env, fhir_bundle
+from local_status import status_path, typing_status_lists
 
 SECRET_NAME = "Wolfgangsdottir"
 
@@ -28,7 +29,7 @@ def people(tmp_path: Path) -> dict[str, Cli]:
         env = base_env(tmp_path)
         env["HEALTHWALLET_HOME"] = str(tmp_path / name)
         env["HEALTHWALLET_PASSPHRASE"] = f"{name} passphrase"
-        out[name] = Cli(tmp_path / name, env)
+        out[name] = typing_status_lists(Cli(tmp_path / name, env))
         out[name].ok("init", "--keystore", "file")
     labs = tmp_path / "labs-Wolfgangsdottir.json"
     labs.write_text(json.dumps(fhir_bundle(SECRET_NAME, "Ingibjorg")))
@@ -45,7 +46,7 @@ def did(cli: Cli) -> str:
 
 def no_wallet(cli: Cli, tmp_path: Path) -> Cli:
     env = dict(cli.env, HEALTHWALLET_HOME=str(tmp_path / "nobody"))
-    return Cli(tmp_path / "nobody", env)
+    return typing_status_lists(Cli(tmp_path / "nobody", env))
 
 
 @pytest.mark.parametrize("fmt", ["ldp", "jwt"])
@@ -144,6 +145,7 @@ def test_revoke_publish_and_verify_over_http(people: dict[str, Cli], tmp_path: P
     patient, doctor = people["patient"], people["doctor"]
     root, base = http_dir
     patient.ok("config", "set", "status-url", base + "/status/")
+    doctor.ok("config", "set", "allow-local-urls", "true")  # the list is served on 127.0.0.1
     kept, revoked = tmp_path / "kept.hwgrant", tmp_path / "revoked.hwgrant"
     hosted = patient.ok("grant", did(doctor), "--type", "pdf", "--expires", "1d", "--out", kept)
     assert "note:" not in hosted.err  # a hosted list needs no reminder
@@ -290,9 +292,11 @@ def test_exit_codes_are_right_every_time(people: dict[str, Cli], tmp_path: Path)
     grant_file = tmp_path / "g.hwgrant"
     people["patient"].ok("grant", did(doctor), "--type", "pdf", "--expires", "1d", "--out", grant_file)
     late = "2099-01-01T00:00:00Z"
+    listed = status_path(grant_file.read_bytes())  # the patient's list, as the doctor types it
 
     def run(i: int) -> tuple[int, int]:
-        args = [sys.executable, "-m", "healthwallet", "verify", str(grant_file)]
+        args = [sys.executable, "-m", "healthwallet", "verify", str(grant_file),
+                "--status-list", str(listed)]
         expected = 0
         if i % 2:
             args += ["--at", late]

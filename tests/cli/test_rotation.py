@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Cli
+from local_status import status_path, typing_status_lists
 
 from healthwallet.keys import Identity, ed25519_from_did, verify_signature
 from healthwallet.rotation import identity_for_did, identity_history, retired_identities
@@ -185,12 +186,15 @@ def test_grants_issued_before_a_rotation_still_verify_and_can_be_revoked(
     wallet.ok("key", "rotate")
     after = open_wallet(wallet.home, lambda _: PASSPHRASE)
     assert after.did != before.did
-    verdict = verify_grant(io.BytesIO(grant.getvalue()), recipient_did=DOCTOR.did)
+    listed = status_path(grant.getvalue())  # the list as a doctor types it
+    verdict = verify_grant(io.BytesIO(grant.getvalue()), recipient_did=DOCTOR.did,
+                           status_source=listed)
     assert verdict.valid, verdict.to_json()
     assert verdict.issuer == before.did
     # the old DID's status list is signed with the retired key, so the grant can be revoked
     IssuedGrants(after.home, identity_for_did(after, before.did)).revoke(summary["grant_id"])
-    revoked = verify_grant(io.BytesIO(grant.getvalue()), recipient_did=DOCTOR.did)
+    revoked = verify_grant(io.BytesIO(grant.getvalue()), recipient_did=DOCTOR.did,
+                           status_source=listed)
     assert not revoked.valid
     status = revoked.check("status")
     assert status is not None and not status.ok
@@ -366,7 +370,7 @@ def test_cli_revocation_and_audit_log_across_a_rotation(wallet: Cli, tmp_path: P
 
     doctor_env = dict(base_env(tmp_path), HEALTHWALLET_HOME=str(tmp_path / "doctor"),
                       HEALTHWALLET_PASSPHRASE="doctor passphrase")
-    doctor = Cli(tmp_path / "doctor", doctor_env)
+    doctor = typing_status_lists(Cli(tmp_path / "doctor", doctor_env))
     doctor.ok("init", "--keystore", "file")
     doctor_did = doctor.ok("id").out.strip()
     record = tmp_path / "scan.pdf"
@@ -403,8 +407,8 @@ def test_research_pseudonyms_survive_a_key_rotation(wallet: Cli, tmp_path: Path)
     """A study sees the same pseudonymous patient before and after the patient rotates keys."""
     from conftest import base_env
 
-    research = Cli(tmp_path / "research", dict(base_env(tmp_path),
-                   HEALTHWALLET_HOME=str(tmp_path / "research"), HEALTHWALLET_PASSPHRASE="research group passphrase"))
+    research = typing_status_lists(Cli(tmp_path / "research", dict(base_env(tmp_path),
+                   HEALTHWALLET_HOME=str(tmp_path / "research"), HEALTHWALLET_PASSPHRASE="research group passphrase")))
     research.ok("init", "--keystore", "file")
     group = research.ok("id").out.strip()
     patient = tmp_path / "patient.json"

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import Cli, base_env
 from leaks import container_text, leaked
+from local_status import local_lists, status_path, typing_status_lists
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deid"))
 from synth import SynthPatient, make_patient
@@ -70,7 +71,7 @@ def identity_of(cli: Cli) -> Identity:
 def open_with(identity: Identity, path: Path) -> shares.OpenedShare:
     """Decrypt a share file in the test, with the research group's own identity."""
     with path.open("rb") as handle:
-        return shares.open_share(handle, identity)
+        return shares.open_share(handle, identity, status=shares.StatusLists(local_lists([path])))
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +99,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, www: tuple[Path, str]) -> di
         env = base_env(root)
         env["HEALTHWALLET_HOME"] = str(root / name)
         env["HEALTHWALLET_PASSPHRASE"] = f"{name} passphrase"
-        cli = Cli(root / name, env)
+        cli = typing_status_lists(Cli(root / name, env))
         cli.ok("init", "--keystore", "file")
         return cli
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         research, other = pool.map(wallet, ["research", "other-group"])
     research.ok("config", "set", "clock-skew-seconds", "0")
+    research.ok("config", "set", "allow-local-urls", "true")  # the lists are on 127.0.0.1
     research_did = did(research)
     rng = random.Random(2026)
     people = [
@@ -465,5 +467,8 @@ def test_share_to_stdout(world: dict[str, Any]) -> None:
     )
     assert proc.returncode == 0 and b"shared urn:uuid:" in proc.stderr
     assert proc.stdout.startswith(b"healthwallet-share/v1\n")
-    opened = shares.open_share(io.BytesIO(proc.stdout), identity_of(world["research"]))
+    listed = shares.StatusLists([str(status_path(proc.stdout))])  # as the group types it
+    opened = shares.open_share(
+        io.BytesIO(proc.stdout), identity_of(world["research"]), status=listed
+    )
     assert len(opened.resources) == 15

@@ -27,6 +27,7 @@ from grant_helpers import (
     issue,
     make_record,
 )
+from local_status import status_path
 
 from healthwallet import grants, stream
 from healthwallet.errors import (
@@ -35,6 +36,7 @@ from healthwallet.errors import (
     HealthWalletError,
     VerificationError,
 )
+from healthwallet.httpfetch import Fetcher
 from healthwallet.issued import IssuedGrants
 
 
@@ -46,12 +48,14 @@ def registry(tmp_path: Path) -> IssuedGrants:
 
 def verify(data: bytes, **kwargs: Any) -> grants.Verdict:
     kwargs.setdefault("now", LATER)
+    kwargs.setdefault("status_source", status_path(data))  # as the doctor would type it
     return grants.verify_grant(io.BytesIO(data), **kwargs)
 
 
 def open_into(data: bytes, out: Path, **kwargs: Any) -> list[grants.OpenedRecord]:
     kwargs.setdefault("now", LATER)
     kwargs.setdefault("identity", DOCTOR)
+    kwargs.setdefault("status_source", status_path(data))
     return grants.open_grant(io.BytesIO(data), out_dir=out, **kwargs)
 
 
@@ -153,6 +157,25 @@ def test_status_list_of_another_issuer_is_refused(registry: IssuedGrants, tmp_pa
     assert not verdict.valid and not verdict.check("status").ok  # type: ignore[union-attr]
 
 
+def test_a_file_status_list_named_by_the_grant_is_never_read(
+    registry: IssuedGrants, tmp_path: Path
+) -> None:
+    grant = issue(registry)
+    listed = status_path(grant.data)
+    assert listed is not None and Path(listed).is_file()  # it is there, on this very machine
+    verdict = verify(grant.data, status_source=None)
+    status = verdict.check("status")
+    assert not verdict.valid and status is not None
+    assert status.detail.startswith("status list is on the issuer's machine only (file://")
+    with pytest.raises(VerificationError, match="issuer's machine only"):
+        open_into(grant.data, tmp_path / "out", status_source=None)
+    assert verify(grant.data, status_source=listed).valid  # the path the doctor typed is read
+
+
+# Loopback servers: the tests opt in, as `config set allow-local-urls true` does.
+LOCAL = Fetcher(allow_local=True)
+
+
 @pytest.fixture
 def http_dir(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real HTTP server on 127.0.0.1 serving a directory."""
@@ -177,13 +200,13 @@ def test_revoked_via_http(tmp_path: Path, http_dir: tuple[str, Path]) -> None:
     )
     grant = issue(registry, "jwt")
     registry.publish(root)
-    verdict = verify(grant.data)
+    verdict = verify(grant.data, transport=LOCAL)
     assert verdict.valid, verdict.to_json()
     assert base in verdict.check("status").detail  # type: ignore[union-attr]
     registry.revoke(grant.grant_id)
-    assert verify(grant.data).valid  # not yet published
+    assert verify(grant.data, transport=LOCAL).valid  # not yet published
     registry.publish(root)
-    verdict = verify(grant.data)
+    verdict = verify(grant.data, transport=LOCAL)
     assert not verdict.valid and verdict.check("status").detail == "revoked by the issuer"  # type: ignore[union-attr]
 
 
@@ -192,7 +215,7 @@ def test_unreachable_status_list_fails_closed(tmp_path: Path) -> None:
         tmp_path / "patient", PATIENT, status_base_url="http://127.0.0.1:9/", clock=lambda: ISSUED
     )
     grant = issue(registry)
-    verdict = verify(grant.data)
+    verdict = verify(grant.data, transport=LOCAL)
     assert not verdict.valid and "could not be fetched" in verdict.check("status").detail  # type: ignore[union-attr]
 
 
@@ -341,16 +364,17 @@ class _Pipe:
 
 def test_streams_without_seeking(registry: IssuedGrants, tmp_path: Path) -> None:
     grant = issue(registry)
-    assert grants.verify_grant(_Pipe(grant.data), now=LATER).valid  # type: ignore[arg-type]
+    listed = status_path(grant.data)
+    assert grants.verify_grant(_Pipe(grant.data), now=LATER, status_source=listed).valid  # type: ignore[arg-type]
     with pytest.raises(BadInputError, match="truncated"):
         grants.verify_grant(_Pipe(grant.data[:-10]), now=LATER)  # type: ignore[arg-type]
     with pytest.raises(BadInputError, match="after its last record"):
         grants.verify_grant(_Pipe(grant.data + b"!"), now=LATER)  # type: ignore[arg-type]
     out = tmp_path / "piped"
     with pytest.raises(BadInputError):
-        grants.open_grant(_Pipe(grant.data[:-10]), DOCTOR, out, now=LATER)  # type: ignore[arg-type]
+        grants.open_grant(_Pipe(grant.data[:-10]), DOCTOR, out, now=LATER, status_source=listed)  # type: ignore[arg-type]
     assert not out.exists()
-    opened = grants.open_grant(_Pipe(grant.data), DOCTOR, out, now=LATER)  # type: ignore[arg-type]
+    opened = grants.open_grant(_Pipe(grant.data), DOCTOR, out, now=LATER, status_source=listed)  # type: ignore[arg-type]
     assert len(opened) == len(RECORDS)
 
 

@@ -16,6 +16,7 @@ import pytest
 from grant_helpers import DOCTOR, ISSUED, LATER, PATIENT, issue, make_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from local_status import status_path
 
 from healthwallet import grants
 from healthwallet.errors import EXIT_USAGE, EXIT_VERIFY, HealthWalletError
@@ -60,10 +61,14 @@ def outcome(data: bytes, out_dir: Path | None = None) -> int:
     """The exit code the CLI would give: 0 valid, else the error's code."""
     try:
         if out_dir is None:
-            verdict = grants.verify_grant(io.BytesIO(data), now=LATER)
+            verdict = grants.verify_grant(
+                io.BytesIO(data), now=LATER, status_source=status_path(data)
+            )
             verdict.raise_for_failure()
         else:
-            grants.open_grant(io.BytesIO(data), DOCTOR, out_dir, now=LATER)
+            grants.open_grant(
+                io.BytesIO(data), DOCTOR, out_dir, now=LATER, status_source=status_path(data)
+            )
     except HealthWalletError as exc:
         return exc.exit_code
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import struct
 from datetime import timedelta
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from leaks import container_text
+from local_status import status_path
 from share_helpers import (
     EXPIRES,
     LATER,
@@ -30,7 +32,13 @@ from share_helpers import (
 
 from healthwallet import shares
 from healthwallet.credentials import verify_proof
-from healthwallet.errors import AccessDeniedError, BadInputError, UsageError, VerificationError
+from healthwallet.errors import (
+    AccessDeniedError,
+    BadInputError,
+    NotFoundError,
+    UsageError,
+    VerificationError,
+)
 from healthwallet.keys import Identity
 
 PATIENT = patient_identity(1)
@@ -50,10 +58,22 @@ def shared(tmp_path: Path, people: list[Any]) -> Shared:
     return share(tmp_path / "patient", PATIENT, people)
 
 
+def own_list(data: bytes) -> shares.StatusLists:
+    """The share's own local status list, given as a verifier types a path."""
+    path = status_path(data)
+    return shares.StatusLists([path] if path and Path(path).is_file() else [])
+
+
 def verify(data: bytes, **kwargs: Any) -> shares.ShareVerdict:
     kwargs.setdefault("recipient_did", RESEARCH.did)
     kwargs.setdefault("now", LATER)
+    kwargs.setdefault("status", own_list(data))
     return shares.verify_share(io.BytesIO(data), **kwargs)
+
+
+def open_share(data: bytes, identity: Identity, **kwargs: Any) -> shares.OpenedShare:
+    kwargs.setdefault("status", own_list(data))
+    return shares.open_share(io.BytesIO(data), identity, **kwargs)
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -155,7 +175,7 @@ def test_round_trip_leaks_nothing(tmp_path: Path, people: list[Any], fmt: str) -
         "status",
         "recipient",
     ]
-    opened = shares.open_share(io.BytesIO(shared.data), RESEARCH, now=LATER)
+    opened = open_share(shared.data, RESEARCH, now=LATER)
     assert opened.resources == shared.dataset.resources
     assert opened.claims.id == shared.share_id and opened.claims.issuer == PATIENT.did
     assert opened.claims.categories == tuple(shared.dataset.categories)
@@ -210,9 +230,9 @@ def test_each_check_names_its_reason(tmp_path: Path, people: list[Any]) -> None:
     assert verify(shared.data, now=EXPIRES, skew=timedelta(0)).to_json()["reason"] == "expired"
 
     with pytest.raises(AccessDeniedError):
-        shares.open_share(io.BytesIO(shared.data), OTHER_GROUP, now=LATER)
+        open_share(shared.data, OTHER_GROUP, now=LATER)
     with pytest.raises(VerificationError, match="expired"):
-        shares.open_share(io.BytesIO(shared.data), RESEARCH, now=EXPIRES + timedelta(days=1))
+        open_share(shared.data, RESEARCH, now=EXPIRES + timedelta(days=1))
 
 
 def test_withdrawn_consent_and_status_sources(tmp_path: Path, people: list[Any]) -> None:
@@ -229,10 +249,14 @@ def test_withdrawn_consent_and_status_sources(tmp_path: Path, people: list[Any])
     # A list given by the verifier is used for the consents it belongs to.
     given = shares.StatusLists([str(old_list)])
     assert verify(shared.data, status=given).valid  # a stale copy: StatusList2021 cannot tell
-    # Another patient's consent is not judged by this patient's list: it uses its own.
+    # Another patient's consent is not judged by this patient's list, nor by its own file://
+    # list (a credential's local path is never read); it takes the list given for it.
     stranger = patient_identity(7)
     theirs = share(tmp_path / "stranger", stranger, people[:1])
-    assert verify(theirs.data, status=given).valid
+    assert verify(theirs.data, status=given).to_json()["reason"] == "status-unavailable"
+    assert verify(theirs.data).valid  # own_list(): its list, typed as a path
+    both = shares.StatusLists([str(old_list), str(status_path(theirs.data))])
+    assert verify(theirs.data, status=both).valid and verify(shared.data, status=both).valid
     # A list that cannot be had fails closed.
     (tmp_path / "stranger" / "status" / "1.json").unlink()
     assert verify(theirs.data).to_json()["reason"] == "status-unavailable"
@@ -240,11 +264,15 @@ def test_withdrawn_consent_and_status_sources(tmp_path: Path, people: list[Any])
         shares.StatusLists([str(tmp_path / "patient" / "grants.sqlite")])
 
 
-def test_status_list_named_by_a_consent_must_be_a_regular_file(tmp_path: Path) -> None:
+def test_status_list_named_by_a_consent_is_never_read_from_a_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
     lists = shares.StatusLists()
-    entry = {"statusListCredential": tmp_path.as_uri()}
-    with pytest.raises(VerificationError, match="not a regular file"):
-        lists.lookup(entry, PATIENT.did)
+    # A directory, a FIFO (a read would hang), stdin, a missing file: one answer, nothing read.
+    for target in (tmp_path.as_uri(), fifo.as_uri(), "file:///dev/stdin", "/etc/passwd",
+                   (tmp_path / "missing.json").as_uri()):
+        with pytest.raises(NotFoundError, match="on its issuer's machine only"):
+            lists.lookup({"statusListCredential": target}, PATIENT.did)
 
 
 def test_dataset_must_match_its_categories(tmp_path: Path, people: list[Any]) -> None:
@@ -257,7 +285,7 @@ def test_dataset_must_match_its_categories(tmp_path: Path, people: list[Any]) ->
     shared = share(tmp_path / "p", PATIENT, [], dataset=Mislabelled(honest.resources))
     assert verify(shared.data).valid  # the file is intact and the consent signed ...
     with pytest.raises(VerificationError, match="resource types"):
-        shares.open_share(io.BytesIO(shared.data), RESEARCH, now=LATER)  # ... but it lies
+        open_share(shared.data, RESEARCH, now=LATER)  # ... but it lies
 
 
 def test_issue_refuses_bad_requests(tmp_path: Path, people: list[Any]) -> None:
@@ -309,7 +337,7 @@ def test_random_byte_flips_are_never_accepted(shared: Shared) -> None:
             continue
         assert not verdict.valid, position
         with pytest.raises((VerificationError, AccessDeniedError, BadInputError)):
-            shares.open_share(io.BytesIO(bytes(flipped)), RESEARCH, now=LATER)
+            open_share(bytes(flipped), RESEARCH, now=LATER)
 
 
 def test_reordered_data_categories_are_refused(shared: Shared) -> None:

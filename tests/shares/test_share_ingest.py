@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from ingest_helpers import dataset_text
+from local_status import local_lists
 from share_helpers import (
     LATER,
     NOW,
@@ -22,9 +23,15 @@ from share_helpers import (
     share,
 )
 
+from healthwallet import research
 from healthwallet.deid import quasi_identifiers
 from healthwallet.errors import BadInputError, NotFoundError, UsageError
-from healthwallet.research import ingest
+
+
+def ingest(files: list[Path], *args: Any, **kwargs: Any) -> research.IngestResult:
+    """research.ingest, given each share's local status list as the user would type it."""
+    kwargs.setdefault("status_sources", local_lists(files))
+    return research.ingest(files, *args, **kwargs)
 
 # Three classes of three (same gender, age, ZIP3) and one 93-year-old alone.
 PROFILES = [
