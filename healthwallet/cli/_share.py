@@ -17,7 +17,7 @@ from ..keys import Identity, ed25519_from_did
 from ..timeutil import parse_expiry
 from ..vault import RECORD_TYPES, Record, Vault
 from ..wallet import Wallet, read_config, utc_now
-from ._common import JsonOption, emit, note_local_status_list, unlock, write_binary_out
+from ._common import JsonOption, emit, unlock, write_binary_out
 
 if TYPE_CHECKING:
     from ..deid import Policy
@@ -139,6 +139,7 @@ def cmd_share(
     """Share de-identified FHIR records with a research group, under a revocable consent."""
     from ..deid import load_policy
     from ..shares import check_study, prepare_dataset, pseudonym_keys
+    from ..studyid import coarse_expiry, require_hostable
 
     ed25519_from_did(research_did)
     check_study(study)
@@ -155,6 +156,9 @@ def cmd_share(
     now = utc_now()
     max_days = int(config["max-expiry-days"])
     expiry = parse_expiry(expires or f"{min(DEFAULT_EXPIRY_DAYS, max_days)}d", now, max_days)
+    if not dry_run:
+        require_hostable(config.get("status-url") or "")
+        expiry = coarse_expiry(expiry, now)
     vault = Vault(wallet.home, wallet.identity.vault_key)
     try:
         records = _select(vault, record_ids or [], record_type, tag)
@@ -194,17 +198,19 @@ def _issue(
     as_json: bool,
 ) -> None:
     from ..shares import issue_share
+    from ..studyid import study_identity
     from ._grants import audit_log, issued_grants
 
     issued = issued_grants(wallet, with_audit=False)  # share.issued is logged below
-    reservation = issued.reserve(research_did, expiry)
+    # The consent's slot is in the study's own list, signed by the per-study identity.
+    reservation = issued.reserve(research_did, expiry, study=study)
     summary: dict[str, Any] = {}
 
     def write(handle: BinaryIO) -> None:
         summary.update(
             issue_share(
                 handle,
-                wallet.identity,
+                study_identity(wallet.identity, study),
                 research_did,
                 dataset,
                 study=study,
@@ -249,7 +255,6 @@ def _issue(
         "policy_digest": summary["policy_digest"],
         "status_list": summary["status_list"],
     }
-    note_local_status_list(summary["status_list"], "the research group", "a withdrawal")
 
     def human(console: Console) -> None:
         console.print(
