@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..errors import NotFoundError, UsageError
 from ..keys import Identity, ed25519_from_did
-from ..timeutil import parse_expiry
+from ..timeutil import parse_duration, parse_expiry
 from ..vault import RECORD_TYPES, Record, Vault
 from ..wallet import Wallet, read_config, utc_now
 from ._common import JsonOption, emit, unlock, write_binary_out
@@ -158,7 +158,8 @@ def cmd_share(
     expiry = parse_expiry(expires or f"{min(DEFAULT_EXPIRY_DAYS, max_days)}d", now, max_days)
     if not dry_run:
         require_hostable(config.get("status-url") or "")
-        expiry = coarse_expiry(expiry, now)
+    if expires is None or parse_duration(expires) is not None:
+        expiry = coarse_expiry(expiry, now)  # an explicit instant is kept as given
     vault = Vault(wallet.home, wallet.identity.vault_key)
     try:
         records = _select(vault, record_ids or [], record_type, tag)
