@@ -6,12 +6,15 @@ kind and study; see docs/format.md "Grant register") and ``status/<n>.json`` (th
 StatusList2021 credentials, rewritten on every revocation so they can be hosted as they are).
 A grant's index is drawn at random among the free slots of a 131072-entry list, so the index
 says nothing about how many grants the patient has issued (StatusList2021 §6.1, "Privacy").
+A research consent's slot is in a list of its study's own, signed by the per-study identity,
+with a random name (healthwallet.studyid).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypedDict
 
-from . import grants, statuslist
+from . import grants, statuslist, studyid
 from .atrest import REGISTER_FILE, is_v1_register, plain_register
 from .audit import AuditLog
 from .credentials import Format
@@ -51,6 +54,8 @@ _GRANTS_TABLE = """
         UNIQUE (list_no, status_index)
     );
 """
+# A status list's file name, taken from its URL (the register is read as hostile input).
+_LIST_FILE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\.json\Z")
 
 Clock = Callable[[], datetime]
 RandomBytes = Callable[[int], bytes]
@@ -186,10 +191,22 @@ class IssuedGrants:
     # -- issuing ---------------------------------------------------------------------------------
 
     def reserve(
-        self, recipient_did: str, expires: datetime, grant_id: str | None = None
+        self,
+        recipient_did: str,
+        expires: datetime,
+        grant_id: str | None = None,
+        *,
+        study: str | None = None,
     ) -> Reservation:
-        """Hold a random free status list slot for a new grant."""
+        """Hold a random free status list slot for a new grant, or for a research consent
+        (``study``): then in that study's own list, signed by the per-study identity."""
         grant_id = grant_id or grants.new_grant_id(self.random_bytes)
+        issuer = self.identity
+        fill_limit = LIST_FILL_LIMIT
+        if study is not None:
+            studyid.require_hostable(self.status_base_url)
+            issuer = studyid.study_identity(self.identity, study)
+            fill_limit = (studyid.INDEX_HIGH - studyid.INDEX_LOW) // 2
         created = _iso(self.clock())
         new_list: int | None = None
         with self._db() as db:
@@ -199,21 +216,25 @@ class IssuedGrants:
                     "SELECT l.list_no, l.url, COUNT(g.grant_id) FROM status_lists l "
                     "LEFT JOIN grants g ON g.list_no = l.list_no WHERE l.base = ? "
                     "AND l.issuer = ? GROUP BY l.list_no ORDER BY l.list_no DESC LIMIT 1",
-                    (self.status_base_url, self.identity.did),
+                    (self.status_base_url, issuer.did),
                 ).fetchone()
-                if row is None or row[2] >= LIST_FILL_LIMIT:
+                if row is None or row[2] >= fill_limit:
                     top = db.execute("SELECT COALESCE(MAX(list_no), 0) FROM status_lists")
                     list_no = int(top.fetchone()[0]) + 1
-                    list_url = f"{self.status_base_url}{list_no}.json"
+                    list_url = (
+                        f"{self.status_base_url}{list_no}.json"
+                        if study is None
+                        else studyid.new_list_url(self.status_base_url, self.random_bytes)
+                    )
                     db.execute(
                         "INSERT INTO status_lists (list_no, base, url, created, issuer) "
                         "VALUES (?, ?, ?, ?, ?)",
-                        (list_no, self.status_base_url, list_url, created, self.identity.did),
+                        (list_no, self.status_base_url, list_url, created, issuer.did),
                     )
                     new_list = list_no
                 else:
                     list_no, list_url = int(row[0]), str(row[1])
-                index = self._free_index(db, list_no)
+                index = self._free_index(db, list_no, study is not None)
                 sealed = self._seal_row(
                     grant_id,
                     {"recipient": recipient_did, "expires": _iso(expires), "created": created},
@@ -228,13 +249,17 @@ class IssuedGrants:
                 db.execute("ROLLBACK")
                 raise
         if new_list is not None:
-            self._write_status_list(new_list)
+            self._write_status_list(new_list, issuer)
         return Reservation(grant_id, list_no, list_url, index)
 
-    def _free_index(self, db: sqlite3.Connection, list_no: int) -> int:
+    def _free_index(self, db: sqlite3.Connection, list_no: int, per_study: bool = False) -> int:
         while True:
             # LIST_SIZE is a power of two, so the modulo draws uniformly.
-            index = int.from_bytes(self.random_bytes(4), "big") % LIST_SIZE
+            index = (
+                studyid.draw_index(self.random_bytes)
+                if per_study
+                else int.from_bytes(self.random_bytes(4), "big") % LIST_SIZE
+            )
             taken = db.execute(
                 "SELECT 1 FROM grants WHERE list_no = ? AND status_index = ?", (list_no, index)
             ).fetchone()
@@ -469,7 +494,9 @@ class IssuedGrants:
 
     # -- status lists ----------------------------------------------------------------------------
 
-    def status_list_credential(self, list_no: int) -> dict[str, Any] | str:
+    def status_list_credential(
+        self, list_no: int, signer: Identity | None = None
+    ) -> dict[str, Any] | str:
         """The signed status list credential of list ``list_no``, as of now."""
         with self._db() as db:
             row = db.execute(
@@ -480,10 +507,11 @@ class IssuedGrants:
             revoked = db.execute(
                 "SELECT status_index FROM grants WHERE list_no = ? AND revoked = 1", (list_no,)
             ).fetchall()
+            study = self._list_study(db, list_no)
         bits = statuslist.StatusList(size=LIST_SIZE)
         for (index,) in revoked:
             bits.set(int(index), True)
-        signer = self._signers.get(str(row[1]))
+        signer = signer or self._signers.get(str(row[1])) or self._study_signer(str(row[1]), study)
         if signer is None:
             raise KeystoreError(
                 f"status list {list_no} was issued by a key this wallet no longer holds",
@@ -493,16 +521,56 @@ class IssuedGrants:
             str(row[0]), bits, signer, self.clock(), fmt=self.status_format
         )
 
+    def _list_study(self, db: sqlite3.Connection, list_no: int) -> str | None:
+        """The study of the consents in a per-study list (None for the patient's own lists)."""
+        # The study is sealed in each consent's row (register v2): open the list's rows until
+        # one is a consent.
+        grant_ids = db.execute(
+            "SELECT grant_id FROM grants WHERE list_no = ? AND state = 'issued'", (list_no,)
+        ).fetchall()
+        for (grant_id,) in grant_ids:
+            content = self._open_row(db, str(grant_id))
+            if content.get("kind") == "consent" and isinstance(content.get("study"), str):
+                return str(content["study"])
+        return None
+
+    def _study_signer(self, issuer_did: str, study: str | None) -> Identity | None:
+        """The per-study identity (of the current or a retired key) that signs this list."""
+        if not study:
+            return None
+        for identity in (self.identity, *self.retired):
+            candidate = studyid.study_identity(identity, study)
+            if candidate.did == issuer_did:
+                return candidate
+        return None
+
     def _list_numbers(self) -> list[int]:
         with self._db() as db:
             return [int(r[0]) for r in db.execute("SELECT list_no FROM status_lists ORDER BY 1")]
 
-    def _write_status_list(self, list_no: int) -> Path:
+    def _holds_grants(self, list_no: int) -> bool:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT 1 FROM grants WHERE list_no = ? AND state = 'issued' LIMIT 1", (list_no,)
+            )
+            return row.fetchone() is not None
+
+    def _list_file_name(self, list_no: int) -> str:
+        """The list's file name: the last segment of its URL, so a published copy is found
+        where the URL points (``<n>.json`` for lists made before per-study names)."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT url FROM status_lists WHERE list_no = ?", (list_no,)
+            ).fetchone()
+        name = str(row[0]).rsplit("/", 1)[-1] if row is not None else ""
+        return name if _LIST_FILE_RE.match(name) else f"{list_no}.json"
+
+    def _write_status_list(self, list_no: int, signer: Identity | None = None) -> Path:
         ensure_private_dir(self.status_dir)
-        path = self.status_dir / f"{list_no}.json"
+        path = self.status_dir / self._list_file_name(list_no)
         # Read and write under one lock: the last writer has read every committed revocation.
         with exclusive_lock(self.home / "status.lock"):
-            credential = self.status_list_credential(list_no)
+            credential = self.status_list_credential(list_no, signer)
             atomic_write_bytes(path, _json_bytes(credential), "a status list")
         return path
 
@@ -514,7 +582,12 @@ class IssuedGrants:
                 os.fstat(target_dir.fd), os.stat(self.status_dir)
             )
             for list_no in self._list_numbers():
-                source = self._write_status_list(list_no)
+                try:
+                    source = self._write_status_list(list_no)
+                except KeystoreError:
+                    if self._holds_grants(list_no):
+                        raise
+                    continue  # a per-study list no issued consent names (its slot was given back)
                 target = out_dir / source.name
                 if not into_home:
                     # status lists are public by design: bits, no health data

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, TypedDict
 
 from . import envelope as env
-from . import jsonutil, keys, statuslist, stream
+from . import jsonutil, keys, statuslist, stream, studyid
 from .contexts import CONSENT_CONTEXT, CONSENT_TYPE
 from .credentials import Format, ProofResult, issue_credential
 from .deid import Policy, PseudonymKeys, deidentify, parse_fhir_json
@@ -354,15 +354,20 @@ def issue_share(
     fmt: Format = "ldp",
     random_bytes: RandomBytes = os.urandom,
 ) -> ShareSummary:
-    """Seal ``dataset`` to ``recipient_did`` and write it with a signed consent to ``out``."""
-    issued = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    """Seal ``dataset`` to ``recipient_did`` and write it with a signed consent to ``out``.
+
+    ``identity`` signs the consent: the CLI passes the per-study identity
+    (:func:`healthwallet.studyid.study_identity`). The issuance time is the day's start and the
+    dataset is padded (docs/format-share.md, "Unlinkability across studies")."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    issued = studyid.coarse_issued(moment)
     recipient_x25519 = keys.x25519_public_from_did(recipient_did)
     if recipient_did == identity.did:
         raise UsageError("a share to yourself is pointless", "give the research group's did:key")
     check_study(study)
     if expires.tzinfo is None:
         raise UsageError("the expiry needs a time zone")
-    if expires.astimezone(UTC) <= issued:
+    if expires.astimezone(UTC) <= moment:
         raise UsageError("the expiry must be in the future")
     if not isinstance(purpose, str) or not 0 < len(purpose) <= MAX_PURPOSE_CHARS:
         raise UsageError(f"the purpose must be 1 to {MAX_PURPOSE_CHARS} characters")
@@ -371,6 +376,7 @@ def issue_share(
     plaintext = dataset.ndjson()
     if len(plaintext) > MAX_DATASET_BYTES:
         raise UsageError("the de-identified dataset is larger than 256 MiB", "share fewer records")
+    plaintext = studyid.pad_dataset(plaintext)
     share_id = share_id or new_grant_id(random_bytes)
 
     file_key = env.new_file_key(random_bytes)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +89,20 @@ class Cli:
         return result
 
 
+@contextlib.contextmanager
+def serving(root: Path) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 serving ``root``; yields its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def base_env(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "userhome").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items()
@@ -97,6 +116,16 @@ def base_env(tmp_path: Path) -> dict[str, str]:
         "PYTHONPATH": str(ROOT),
     })
     return env
+
+
+def new_wallet(root: Path, name: str) -> Cli:
+    """A runner for a new wallet ``root/name`` (file keystore, passphrase in the env)."""
+    env = base_env(root)
+    env["HEALTHWALLET_HOME"] = str(root / name)
+    env["HEALTHWALLET_PASSPHRASE"] = f"{name} passphrase"
+    cli = Cli(root / name, env)
+    cli.ok("init", "--keystore", "file")
+    return cli
 
 
 @pytest.fixture

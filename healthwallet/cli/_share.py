@@ -15,7 +15,7 @@ from rich.table import Table
 from ..errors import NotFoundError, UsageError
 from ..filetypes import RECORD_TYPES
 from ..keys import Identity, ed25519_from_did
-from ..timeutil import parse_expiry, utc_now
+from ..timeutil import parse_duration, parse_expiry, utc_now
 from ..vault import Record, Vault
 from ..wallet import Wallet, read_config
 from ._common import (
@@ -23,7 +23,6 @@ from ._common import (
     emit,
     fetcher,
     note_date_expiry,
-    note_local_status_list,
     unlock,
     write_binary_out,
 )
@@ -156,6 +155,7 @@ def cmd_share(
     """
     from ..deid import load_policy
     from ..shares import check_study, prepare_dataset, pseudonym_keys
+    from ..studyid import coarse_expiry, require_hostable
 
     ed25519_from_did(research_did)
     check_study(study)
@@ -173,6 +173,10 @@ def cmd_share(
     max_days = int(config["max-expiry-days"])
     expiry = parse_expiry(expires or f"{min(DEFAULT_EXPIRY_DAYS, max_days)}d", now, max_days)
     note_date_expiry(expires, expiry)
+    if not dry_run:
+        require_hostable(config.get("status-url") or "")
+    if expires is None or parse_duration(expires) is not None:
+        expiry = coarse_expiry(expiry, now)  # an explicit instant is kept as given
     vault = Vault(wallet.home, wallet.identity.vault_key)
     try:
         records = _select(vault, record_ids or [], record_type, tag)
@@ -212,17 +216,19 @@ def _issue(
     as_json: bool,
 ) -> None:
     from ..shares import issue_share
+    from ..studyid import study_identity
     from ._grants import audit_log, issued_grants
 
     issued = issued_grants(wallet, with_audit=False)  # share.issued is logged below
-    reservation = issued.reserve(research_did, expiry)
+    # The consent's slot is in the study's own list, signed by the per-study identity.
+    reservation = issued.reserve(research_did, expiry, study=study)
     summary: dict[str, Any] = {}
 
     def write(handle: BinaryIO) -> None:
         summary.update(
             issue_share(
                 handle,
-                wallet.identity,
+                study_identity(wallet.identity, study),
                 research_did,
                 dataset,
                 study=study,
@@ -267,7 +273,6 @@ def _issue(
         "policy_digest": summary["policy_digest"],
         "status_list": summary["status_list"],
     }
-    note_local_status_list(summary["status_list"], "the research group", "a withdrawal")
 
     def human(console: Console) -> None:
         console.print(

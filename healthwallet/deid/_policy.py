@@ -252,6 +252,10 @@ def load_policy(name_or_path: str | os.PathLike[str]) -> Policy:
         raise BadInputError(f"the policy file is not JSON (line {exc.lineno})") from exc
     except ValueError as exc:
         raise BadInputError("the policy file is not usable JSON (nested too deeply)") from exc
+    from healthwallet.deid import _msconfig  # Microsoft anonymizer configurations
+
+    if _msconfig.is_ms_config(document):
+        return Policy(_msconfig.policy_document(document, _builtin("safe-harbor").document))
     return Policy(document)
 
 

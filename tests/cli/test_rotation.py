@@ -405,7 +405,7 @@ def test_cli_revocation_and_audit_log_across_a_rotation(wallet: Cli, tmp_path: P
 
 def test_research_pseudonyms_survive_a_key_rotation(wallet: Cli, tmp_path: Path) -> None:
     """A study sees the same pseudonymous patient before and after the patient rotates keys."""
-    from conftest import base_env
+    from conftest import base_env, serving
 
     research = typing_status_lists(Cli(tmp_path / "research", dict(base_env(tmp_path),
                    HEALTHWALLET_HOME=str(tmp_path / "research"), HEALTHWALLET_PASSPHRASE="research group passphrase")))
@@ -416,9 +416,21 @@ def test_research_pseudonyms_survive_a_key_rotation(wallet: Cli, tmp_path: Path)
                                    "gender": "female", "birthDate": "1970-05-01"}))
     wallet.ok("record", "add", patient)
     before, after = tmp_path / "before.hwshare", tmp_path / "after.hwshare"
+    www = tmp_path / "www"
+    www.mkdir()
+    with serving(www) as base:
+        _share_across_a_rotation(wallet, research, group, base, www, before, after)
+
+
+def _share_across_a_rotation(wallet: Cli, research: Cli, group: str, base: str, www: Path,
+                             before: Path, after: Path) -> None:
+    tmp_path = before.parent
+    wallet.ok("config", "set", "status-url", base + "/status/")  # consents need a hosted list
     wallet.ok("share", group, "--study", "S1", "--type", "fhir", "--out", before)
     wallet.ok("key", "rotate")
     wallet.ok("share", group, "--study", "S1", "--type", "fhir", "--out", after)
+    # both per-study lists, the one of the retired key's study identity too, are published
+    assert len(wallet.ok("status", "publish", "--out", www / "status", "--json").json()["files"]) == 2
     ids = set()
     for name, share in (("b", before), ("a", after)):
         out = tmp_path / f"ingest-{name}"

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import json
 import os
@@ -13,7 +11,6 @@ import random
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +21,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import Cli, base_env
+from conftest import Cli, new_wallet, serving
 from leaks import container_text, leaked
 from local_status import local_lists, status_path, typing_status_lists
 
@@ -78,15 +75,8 @@ def open_with(identity: Identity, path: Path) -> shares.OpenedShare:
 def www(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A real HTTP server on 127.0.0.1 serving a directory."""
     root = tmp_path_factory.mktemp("www")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(root) as base:
+        yield root, base
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +86,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, www: tuple[Path, str]) -> di
     root = tmp_path_factory.mktemp("share-cli")
 
     def wallet(name: str) -> Cli:
-        env = base_env(root)
-        env["HEALTHWALLET_HOME"] = str(root / name)
-        env["HEALTHWALLET_PASSPHRASE"] = f"{name} passphrase"
-        cli = typing_status_lists(Cli(root / name, env))
-        cli.ok("init", "--keystore", "file")
-        return cli
+        return typing_status_lists(new_wallet(root, name))
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         research, other = pool.map(wallet, ["research", "other-group"])
@@ -115,23 +100,20 @@ def world(tmp_path_factory: pytest.TempPathFactory, www: tuple[Path, str]) -> di
     ]
     extra_people = [make_patient(rng) for _ in range(3)]
 
-    def patient(
-        number: int, person: SynthPatient, expires: str | None = None, status_url: str | None = None
-    ) -> dict[str, Any]:
+    def patient(number: int, person: SynthPatient, expires: str | None = None) -> dict[str, Any]:
         cli = wallet(f"patient-{number}")
         family = person.bundle["entry"][0]["resource"]["name"][0]["family"]
         labs = root / f"labs-{family}-{number}.json"  # the file name is identifying too
         labs.write_text(json.dumps(person.bundle))
         record = cli.ok("record", "add", labs, "--label", f"labs of {family}", "--json").json()
-        if status_url:
-            cli.ok("config", "set", "status-url", status_url)
+        # consents need a hostable status location (here a real server on 127.0.0.1)
+        cli.ok("config", "set", "status-url", www[1] + "/status/")
         out = root / f"p{number}-{STUDY}.hwshare"
         args = ["share", research_did, "--study", STUDY, "--type", "fhir", "--out", out, "--json"]
         result = cli.ok(*args, *(["--expires", expires] if expires else []))
         summary = result.json()
-        # without a hosted list the patient hears that a withdrawal would go unseen
-        local = f"note: {summary['status_list']} is on this machine only; set `status-url`"
-        assert result.err.startswith(local) if not status_url else "note:" not in result.err
+        assert "note:" not in result.err and summary["status_list"].startswith(www[1])
+        cli.ok("status", "publish", "--out", www[0] / "status")
         return {
             "cli": cli,
             "person": person,
@@ -141,16 +123,17 @@ def world(tmp_path_factory: pytest.TempPathFactory, www: tuple[Path, str]) -> di
             "did": did(cli),
         }
 
-    jobs = [(n, p, None, None) for n, p in enumerate(people)]
+    jobs = [(n, p, None) for n, p in enumerate(people)]
     jobs += [
-        (100, extra_people[0], "3s", None),  # expires soon
-        (101, extra_people[1], None, None),  # withdrawn, list as file
-        (102, extra_people[2], None, www[1] + "/status/"),
-    ]  # withdrawn, list over HTTP
+        (100, extra_people[0], "3s"),  # expires soon
+        (101, extra_people[1], None),  # withdrawn, list given as a file
+        (102, extra_people[2], None),  # withdrawn, list over HTTP
+    ]
     with ThreadPoolExecutor(max_workers=4) as pool:
         made = list(pool.map(lambda job: patient(*job), jobs))
     return {
         "root": root,
+        "www": www[0],
         "research": research,
         "research_did": research_did,
         "other": other,
@@ -199,6 +182,7 @@ def test_share_files_hold_no_identifier_and_pseudonyms_link_only_within_a_study(
     cli.ok(
         "share", world["research_did"], "--study", "study-B", "--type", "fhir", "--out", other_study
     )
+    cli.ok("status", "publish", "--out", world["www"] / "status")
     tokens = {
         name: set(PSEUDONYM.findall(json.dumps(open_with(research, path).resources)))
         for name, path in [("a", first["file"]), ("a2", again), ("b", other_study)]
@@ -298,7 +282,7 @@ def test_withdrawn_expired_misaddressed_and_junk_are_rejected_with_reasons(
         misaddressed,
         junk,
     ]
-    status_file = by_file["cli"].home / "status" / "1.json"
+    status_file = by_file["cli"].home / "status" / by_file["summary"]["status_list"].split("/")[-1]
     result = research.ok(
         "research",
         "ingest",

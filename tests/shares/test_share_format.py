@@ -220,7 +220,8 @@ def test_each_check_names_its_reason(tmp_path: Path, people: list[Any]) -> None:
         "wrong-recipient": dict(recipient_did=OTHER_GROUP.did),
         "wrong-study": dict(study="study-B"),
         "expired": dict(now=EXPIRES + timedelta(minutes=2)),
-        "not-yet-valid": dict(now=NOW - timedelta(minutes=5)),
+        # issuanceDate is the start of the UTC day the consent was made (format-share.md)
+            "not-yet-valid": dict(now=NOW.replace(hour=0) - timedelta(minutes=5)),
     }
     for reason, kwargs in cases.items():
         verdict = verify(shared.data, **kwargs)
