@@ -23,7 +23,7 @@ from synth import make_patient
 
 from healthwallet import shares, studyid
 from healthwallet.keys import Identity
-from healthwallet.wallet import open_wallet
+from healthwallet.unlock import open_wallet
 
 STUDIES = ("NCT00000001", "urn:study:cardio-2026")
 PATIENTS = 4

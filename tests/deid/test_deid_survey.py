@@ -19,7 +19,7 @@ from synth import fixed_now
 from healthwallet import shares
 from healthwallet.deid import PseudonymKeys, load_policy
 from healthwallet.deid._units import time_unit
-from healthwallet.wallet import open_wallet
+from healthwallet.unlock import open_wallet
 
 KEYS = PseudonymKeys.derive(b"survey-secret-0123456789abcdefghij", "study-S")
 

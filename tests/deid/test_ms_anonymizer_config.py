@@ -20,7 +20,7 @@ from healthwallet import shares
 from healthwallet.deid import load_policy
 from healthwallet.deid._msconfig import translate
 from healthwallet.errors import BadInputError
-from healthwallet.wallet import open_wallet
+from healthwallet.unlock import open_wallet
 
 SAMPLE = Path(__file__).parent / "ms-anonymizer" / "configuration-sample.json"
 R4 = models["r4"]
