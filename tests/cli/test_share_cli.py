@@ -30,6 +30,7 @@ from synth import SynthPatient, make_patient
 
 from healthwallet import shares
 from healthwallet.deid import quasi_identifiers
+from healthwallet.httpfetch import Fetcher
 from healthwallet.keys import Identity
 from healthwallet.unlock import open_wallet
 
@@ -61,6 +62,11 @@ def snapshot(*roots: Path) -> dict[str, str]:
     return files
 
 
+# The patients' lists are served from 127.0.0.1, which the guarded fetcher refuses unless local
+# URLs are allowed, as the research group's `allow-local-urls` setting does in the CLI.
+LOCAL_FETCHER = Fetcher(allow_local=True)
+
+
 def identity_of(cli: Cli) -> Identity:
     return open_wallet(cli.home, lambda new: cli.env["HEALTHWALLET_PASSPHRASE"]).identity
 
@@ -68,7 +74,8 @@ def identity_of(cli: Cli) -> Identity:
 def open_with(identity: Identity, path: Path) -> shares.OpenedShare:
     """Decrypt a share file in the test, with the research group's own identity."""
     with path.open("rb") as handle:
-        return shares.open_share(handle, identity, status=shares.StatusLists(local_lists([path])))
+        lists = shares.StatusLists(local_lists([path]), transport=LOCAL_FETCHER)
+        return shares.open_share(handle, identity, status=lists)
 
 
 @pytest.fixture(scope="module")
@@ -451,7 +458,8 @@ def test_share_to_stdout(world: dict[str, Any]) -> None:
     )
     assert proc.returncode == 0 and b"shared urn:uuid:" in proc.stderr
     assert proc.stdout.startswith(b"healthwallet-share/v1\n")
-    listed = shares.StatusLists([str(status_path(proc.stdout))])  # as the group types it
+    # as the group types it, with local URLs allowed (the lists are on 127.0.0.1)
+    listed = shares.StatusLists([str(status_path(proc.stdout))], transport=LOCAL_FETCHER)
     opened = shares.open_share(
         io.BytesIO(proc.stdout), identity_of(world["research"]), status=listed
     )

@@ -20,6 +20,7 @@ from healthwallet import shares
 from healthwallet.deid import load_policy
 from healthwallet.deid._msconfig import translate
 from healthwallet.errors import BadInputError
+from healthwallet.httpfetch import Fetcher
 from healthwallet.unlock import open_wallet
 
 SAMPLE = Path(__file__).parent / "ms-anonymizer" / "configuration-sample.json"
@@ -167,7 +168,9 @@ def test_configuration_of_supported_methods_works_end_to_end_through_share(
         patient.ok("status", "publish", "--out", www / "status")
         identity = open_wallet(research.home, lambda new: "research passphrase").identity
         with out.open("rb") as handle:
-            shared = shares.open_share(handle, identity).resources
+            # the patient's list is on 127.0.0.1: allowed here as `allow-local-urls` would
+            lists = shares.StatusLists(transport=Fetcher(allow_local=True))
+            shared = shares.open_share(handle, identity, status=lists).resources
     assert shared
 
     # Checked against the same FHIRPath evaluated on the input and on what left the wallet.

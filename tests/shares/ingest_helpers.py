@@ -10,7 +10,7 @@ from typing import Any
 
 from share_helpers import patient_identity, share
 
-from healthwallet import shares
+from healthwallet import research, shares
 from healthwallet.envelope import canonical_json
 
 ZIPS = {"MA": "02139", "OR": "97205", "CO": "80202"}
@@ -94,3 +94,12 @@ def dataset_text(out: Path) -> str:
         else:
             parts.append(path.read_text())
     return "\n".join(parts)
+
+
+def ingest(files: list[Path], *args: Any, **kwargs: Any) -> research.IngestResult:
+    """research.ingest, given each share's local status list as the user would type it (a
+    consent's own file:// list is never read)."""
+    from local_status import local_lists
+
+    kwargs.setdefault("status_sources", local_lists(files))
+    return research.ingest(files, *args, **kwargs)

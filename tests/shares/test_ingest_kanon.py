@@ -8,11 +8,10 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from ingest_helpers import patient_resources, read_dataset, share_file
+from ingest_helpers import ingest, patient_resources, read_dataset, share_file
 from share_helpers import LATER, RESEARCH
 
 from healthwallet.deid import quasi_identifiers
-from healthwallet.research import ingest
 
 AGE_LOINC = {"coding": [{"system": "http://loinc.org", "code": "30525-0"}]}
 

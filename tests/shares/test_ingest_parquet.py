@@ -9,10 +9,9 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from ingest_helpers import patient_resources, read_dataset, share_file
+from ingest_helpers import ingest, patient_resources, read_dataset, share_file
 from share_helpers import LATER, RESEARCH
 
-from healthwallet.research import ingest
 from healthwallet.research._columns import SCHEMA
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from local_status import status_path
 from respellings import ISSUED_CREDENTIAL, assert_refused, respell_container
 from share_helpers import LATER, RESEARCH, Shared, patient_identity, person, share
 
@@ -31,7 +32,11 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
 def outcome(data: bytes) -> tuple[int, str]:
     """(exit code the CLI would give, what failed)."""
     try:
-        verdict = shares.verify_share(io.BytesIO(data), recipient_did=RESEARCH.did, now=LATER)
+        local = status_path(data)  # the consent's own file:// list is never read: pass it
+        lists = shares.StatusLists([local] if local else [])
+        verdict = shares.verify_share(
+            io.BytesIO(data), recipient_did=RESEARCH.did, now=LATER, status=lists
+        )
         verdict.raise_for_failure()
     except HealthWalletError as exc:
         return exc.exit_code, exc.message
