@@ -46,9 +46,11 @@ AGE_CODE_SYSTEMS_OID = {
     "urn:oid:2.16.840.1.113883.6.96": "http://snomed.info/sct",
     "https://loinc.org": "http://loinc.org",
 }
-# A QuestionnaireResponse item asks for an age when its linkId says so (age, patient-age, ageYears).
-_AGE_LINK = re.compile(r"(?:^|[^A-Za-z])age(?:[^a-z]|$)|(?:^|[^A-Za-z])[Aa]ge(?:[A-Z_]|$)", re.I)
-_AGE_LINK_NOT = re.compile(r"(?i)(?:page|stage|dosage|usage|image|message|average)")
+# A QuestionnaireResponse item asks for an age when its linkId names one as a word: age,
+# patient-age, ageYears, patientAge, AGE_AT_VISIT (not page, stage, dosage, agent).
+_AGE_LINK = re.compile(
+    r"(?:^|[^A-Za-z])[Aa]ge(?:[^a-z]|$)|Age(?:[^a-z]|$)|(?:^|[^A-Za-z])AGE(?:[^A-Z]|$)"
+)
 
 # Code shapes: a code is one token; some terminologies have a known form.
 _CODE_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-/+*%^\[\]{}=']{0,63}\Z")
@@ -154,7 +156,7 @@ def is_age_question(link_id: Any) -> bool:
     """Whether a QuestionnaireResponse item's linkId names an age question."""
     if not isinstance(link_id, str):
         return False
-    return _AGE_LINK.search(link_id) is not None and _AGE_LINK_NOT.search(link_id) is None
+    return _AGE_LINK.search(link_id) is not None
 
 
 def _below(source: list[Any], name: str) -> list[Any]:

@@ -9,6 +9,7 @@ import pytest
 from synth import fixed_now
 
 from healthwallet.deid import PseudonymKeys, deidentify, load_policy
+from healthwallet.deid._conform import is_age_question
 from healthwallet.deid._units import unit_allowed
 
 POLICY = load_policy("safe-harbor")
@@ -262,3 +263,13 @@ def test_ucum_units_and_known_displays_are_kept(unit: str) -> None:
 )  # fmt: skip
 def test_free_text_units_are_refused(unit: str) -> None:
     assert not unit_allowed(unit)
+
+
+@pytest.mark.parametrize(
+    ("link_id", "asks_age"),
+    [("age", True), ("patient-age", True), ("ageYears", True), ("patientAge", True),
+     ("AGE_AT_VISIT", True), ("page", False), ("stage", False), ("dosage", False),
+     ("agent", False), ("average", False), ("q7", False)],
+)  # fmt: skip
+def test_age_questions_are_recognised_by_link_id_words(link_id: str, asks_age: bool) -> None:
+    assert is_age_question(link_id) is asks_age
