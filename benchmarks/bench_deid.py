@@ -27,6 +27,13 @@ from synth import fixed_now, flat_resources  # noqa: E402
 
 from healthwallet.deid import PseudonymKeys, deidentify, load_policy  # noqa: E402
 
+TARGET_RATIO = 1 / 5
+"""De-identification runs at least 1/5 as fast as json.loads + json.dumps of the same texts.
+
+It was 1/3 before the conformance pass (docs/adr/0006-deid-conformance-pass.md): checking every
+element against the FHIR R4 model is a second walk over each resource, about half again the
+rule engine's own time."""
+
 
 def _time(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
@@ -90,9 +97,9 @@ def main() -> None:
             "deid_vs_json": round(median["baseline"] / median["deid"], 3),
             "deid_report_vs_json": round(median["baseline"] / median["deid_report"], 3),
         },
-        "target_ratio": round(1 / 3, 3),
+        "target_ratio": round(TARGET_RATIO, 3),
     }
-    result["meets_target"] = result["throughput_ratio_best"]["deid_vs_json"] >= 1 / 3
+    result["meets_target"] = result["throughput_ratio_best"]["deid_vs_json"] >= TARGET_RATIO
     print(json.dumps(result, indent=2))
 
 

@@ -27,6 +27,7 @@ from healthwallet.deid._methods import DATA_ABSENT_REASON_URL, OLDEST_AGE_KEPT, 
 from healthwallet.deid._units import UCUM, is_ucum, time_unit, unit_allowed
 
 Member = tuple[str, bool, frozenset[str] | None, "re.Pattern[str] | None"]
+Plan = tuple[int, str, bool, frozenset[str] | None, "re.Pattern[str] | None"]
 
 QUANTITY_TYPES = frozenset({"Quantity", "Age", "Duration", "Count", "Distance"})
 # Range members whose FHIR definition is an age range (onset[x], FamilyMemberHistory.age[x]...).
@@ -45,9 +46,11 @@ AGE_CODE_SYSTEMS_OID = {
     "urn:oid:2.16.840.1.113883.6.96": "http://snomed.info/sct",
     "https://loinc.org": "http://loinc.org",
 }
-# A QuestionnaireResponse item asks for an age when its linkId says so (age, patient-age, ageYears).
-_AGE_LINK = re.compile(r"(?:^|[^A-Za-z])age(?:[^a-z]|$)|(?:^|[^A-Za-z])[Aa]ge(?:[A-Z_]|$)", re.I)
-_AGE_LINK_NOT = re.compile(r"(?i)(?:page|stage|dosage|usage|image|message|average)")
+# A QuestionnaireResponse item asks for an age when its linkId names one as a word: age,
+# patient-age, ageYears, patientAge, AGE_AT_VISIT (not page, stage, dosage, agent).
+_AGE_LINK = re.compile(
+    r"(?:^|[^A-Za-z])[Aa]ge(?:[^a-z]|$)|Age(?:[^a-z]|$)|(?:^|[^A-Za-z])AGE(?:[^A-Z]|$)"
+)
 
 # Code shapes: a code is one token; some terminologies have a known form.
 _CODE_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-/+*%^\[\]{}=']{0,63}\Z")
@@ -76,27 +79,55 @@ def _absent() -> dict[str, Any]:
     return {"extension": [{"url": DATA_ABSENT_REASON_URL, "valueCode": "masked"}]}
 
 
+# How the walk treats a member, decided once per (type, member) from the model.
+_STRING, _CODE, _DATE, _OTHER, _COMPLEX, _RESOURCE = range(6)
+_STRING_KINDS_SKIPPED = frozenset({"decimal", "boolean", "xhtml"})
+
+
 class _Model:
     def __init__(self, document: dict[str, Any]) -> None:
-        self.types: dict[str, dict[str, Member]] = {}
-        for name, members in document["types"].items():
-            self.types[name] = {
-                member: (
-                    spec[0],
-                    bool(spec[1]),
-                    frozenset(spec[2]) if spec[2] is not None else None,
-                    re.compile(spec[3]) if spec[3] else None,
-                )
-                for member, spec in members.items()
-            }
-        self.required: dict[str, tuple[str, ...]] = {
-            name: tuple(members) for name, members in document["required"].items()
-        }
+        # String kinds and their patterns; xhtml (narrative) never leaves, and number and
+        # boolean kinds are checked by JSON type, not by pattern.
         self.patterns: dict[str, re.Pattern[str]] = {
             name: re.compile(pattern)
             for name, (_kind, pattern) in document["primitives"].items()
-            if pattern
+            if pattern and name not in _INTEGER_KINDS and name not in _STRING_KINDS_SKIPPED
         }
+        self.patterns.setdefault("base64Binary", _BASE64)
+        self.types: dict[str, dict[str, Member]] = {}
+        # type -> member -> (how, kind, is_list, codes, pattern)
+        self.plans: dict[str, dict[str, Plan]] = {}
+        for name, members in document["types"].items():
+            self.types[name] = {}
+            self.plans[name] = {}
+            for member, spec in members.items():
+                kind, is_list = spec[0], bool(spec[1])
+                codes = frozenset(spec[2]) if spec[2] is not None else None
+                self.types[name][member] = (kind, is_list, codes, None)
+                self.plans[name][member] = (
+                    self._how(kind, codes, document["types"]),
+                    kind,
+                    is_list,
+                    codes,
+                    self.patterns.get(kind),
+                )
+        self.required: dict[str, tuple[str, ...]] = {
+            name: tuple(members) for name, members in document["required"].items()
+        }
+
+    @staticmethod
+    def _how(kind: str, codes: frozenset[str] | None, types: dict[str, Any]) -> int:
+        if kind == "ResourceList":
+            return _RESOURCE
+        if kind in types:
+            return _COMPLEX
+        if codes is not None or kind in _INTEGER_KINDS or kind in _STRING_KINDS_SKIPPED:
+            return _OTHER
+        if kind == "code":
+            return _CODE
+        if kind in _DATE_KINDS:
+            return _DATE
+        return _STRING
 
 
 @cache
@@ -125,7 +156,7 @@ def is_age_question(link_id: Any) -> bool:
     """Whether a QuestionnaireResponse item's linkId names an age question."""
     if not isinstance(link_id, str):
         return False
-    return _AGE_LINK.search(link_id) is not None and _AGE_LINK_NOT.search(link_id) is None
+    return _AGE_LINK.search(link_id) is not None
 
 
 def _below(source: list[Any], name: str) -> list[Any]:
@@ -157,15 +188,9 @@ class Conformer:
     def __init__(self, now_year: int, terminology: Callable[[str], bool] | None) -> None:
         self.model = model()
         self.types = self.model.types
+        self.plans = self.model.plans
         self.required = self.model.required
-        # String kinds and their patterns; xhtml (narrative) never leaves, and number and
-        # boolean kinds are checked by JSON type, not by pattern.
-        self.patterns = {
-            name: pattern
-            for name, pattern in self.model.patterns.items()
-            if name not in _INTEGER_KINDS and name not in ("decimal", "boolean", "xhtml")
-        }
-        self.patterns.setdefault("base64Binary", _BASE64)
+        self.patterns = self.model.patterns
         self.now_year = now_year
         self._root: Any = None
         self._path: list[str] = []
@@ -197,30 +222,33 @@ class Conformer:
             return self._quantity(node, age or type_name == "Age", frame)
         if type_name == "Range" and age:
             return self._age_range(node, frame)
-        members = self.types.get(type_name)
-        if members is None:
+        plans = self.plans.get(type_name)
+        if plans is None:
             return REMOVE
         if type_name in ("Observation", "Observation_Component"):
             age = _is_age_code(node.get("code"))
         item_age = type_name == "QuestionnaireResponse_Item" and is_age_question(node.get("linkId"))
-        complex_types = self.types
         path = self._path
         out: dict[str, Any] = {}
         for name, value in node.items():
-            member = members.get(name)
-            if member is None:
+            plan = plans.get(name)
+            if plan is None:
                 continue  # not an R4 member of this type: fhir_comments, unknown keys
-            kind, is_list, codes, _pattern = member
-            if kind == "ResourceList":
-                # Already de-identified and conformed by its own walk.
-                if is_list and type(value) is list:
-                    found = [v for v in value if type(v) is dict and "resourceType" in v]
-                    if found:
-                        out[name] = found
-                elif not is_list and type(value) is dict and "resourceType" in value:
-                    out[name] = value
+            how, kind, is_list, codes, pattern = plan
+            if how < _OTHER and not is_list:
+                # The common case, inline: one string of a string kind.
+                if type(value) is not str or pattern is None or pattern.match(value) is None:
+                    continue
+                if how == _CODE:
+                    if _CODE_TOKEN.match(value) is None:
+                        continue  # a free string in a coded field
+                elif how == _DATE:
+                    year = int(value[:4])
+                    if frame.first_year is None or year < frame.first_year:
+                        frame.first_year = year
+                out[name] = value
                 continue
-            if kind not in complex_types:
+            if how < _COMPLEX:
                 if age and name in ("valueInteger", "valueDecimal"):
                     self._age_number(value, name, out, frame)
                 elif is_list:
@@ -236,6 +264,15 @@ class Conformer:
                     result = self._primitive(value, kind, codes, frame)
                     if result is not REMOVE:
                         out[name] = result
+                continue
+            if how == _RESOURCE:
+                # Already de-identified and conformed by its own walk.
+                if is_list and type(value) is list:
+                    found = [v for v in value if type(v) is dict and "resourceType" in v]
+                    if found:
+                        out[name] = found
+                elif not is_list and type(value) is dict and "resourceType" in value:
+                    out[name] = value
                 continue
             if item_age:
                 member_age = name == "answer"

@@ -8,6 +8,10 @@ resources, primitive extensions, request URLs, non-terminology codings). It retu
 Bundle and `secrets`: every identifying string a de-identified copy must not contain.
 
 Everything is drawn from a seeded `random.Random`, so a seed always gives the same patient.
+
+Beside it: `synth_clinical.py` (a realistic clinical corpus and the facts a researcher uses,
+for measuring what de-identification keeps) and `survey.py` (the Safe Harbor survey: a unique
+marker in every identifier kind and location).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ import pytest
 from synth import fixed_now
 
 from healthwallet.deid import PseudonymKeys, deidentify, load_policy
+from healthwallet.deid._conform import is_age_question
+from healthwallet.deid._units import unit_allowed
 
 POLICY = load_policy("safe-harbor")
 KEYS = PseudonymKeys.derive(b"representations-secret-0123456789", "study-R")
@@ -243,3 +245,31 @@ def test_addresses_outside_the_patient_are_removed() -> None:
         "address": [{"state": "MA", "postalCode": "02139"}],
     }
     assert "address" not in share(related)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["mg/dL", "mmol/L", "10*3/uL", "mL/min/{1.73_m2}", "{beats}/min", "/min", "kg/m2", "mm[Hg]",
+     "Cel", "[degF]", "%", "ug/L", "U/L", "mL/h", "{tablet}", "a", "mo", "[in_i]"],
+)  # fmt: skip
+def test_ucum_units_and_known_displays_are_kept(unit: str) -> None:
+    assert unit_allowed(unit)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["mg/dL (pt Jane Doe)", "Jane", "{Jane Doe}", "mg/{MRN12345}", "https://x.example/u",
+     "555-0199", "mg/dL;drop table", "x" * 41],
+)  # fmt: skip
+def test_free_text_units_are_refused(unit: str) -> None:
+    assert not unit_allowed(unit)
+
+
+@pytest.mark.parametrize(
+    ("link_id", "asks_age"),
+    [("age", True), ("patient-age", True), ("ageYears", True), ("patientAge", True),
+     ("AGE_AT_VISIT", True), ("page", False), ("stage", False), ("dosage", False),
+     ("agent", False), ("average", False), ("q7", False)],
+)  # fmt: skip
+def test_age_questions_are_recognised_by_link_id_words(link_id: str, asks_age: bool) -> None:
+    assert is_age_question(link_id) is asks_age
