@@ -1,4 +1,4 @@
-"""The ingest's spill store: a DuckDB file in a private work directory, bounded in memory."""
+"""The ingest's spill store: DuckDB spilling to a private work directory, bounded in memory."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from ..deid._kgroup import create_tables
 MEMORY_LIMIT = "192MB"
 _FLUSH_BYTES = 4 * 1024 * 1024
 _FLUSH_ROWS = 4096
-OUTPUT_BATCH_BYTES = 8 * 1024 * 1024
-_OUTPUT_BATCH_ROWS = 4096
+OUTPUT_BATCH_BYTES = 2 * 1024 * 1024
+_OUTPUT_BATCH_ROWS = 1024
 
 _RESOURCE_SCHEMA = pa.schema(
     [
@@ -33,6 +33,7 @@ _FACT_SCHEMA = pa.schema(
     [("share", pa.int64()), ("kind", pa.string()), ("text", pa.string()), ("num", pa.int64())]
 )
 _ALIAS_SCHEMA = pa.schema([("share", pa.int64()), ("alias", pa.string())])
+_ID_SCHEMA = pa.schema([("id", pa.string()), ("share", pa.int64())])
 
 
 class Store:
@@ -43,8 +44,9 @@ class Store:
     """
 
     def __init__(self, work: Path, order_key: bytes) -> None:
+        # In memory, spilling to ``work/spill`` past the limit: no WAL, no fsync per share.
         self.con = duckdb.connect(
-            str(work / "ingest.duckdb"),
+            ":memory:",
             config={
                 "memory_limit": MEMORY_LIMIT,
                 "threads": 1,
@@ -56,6 +58,7 @@ class Store:
         self._rows: list[tuple[int, int, str, bytes, bytes, bytes]] = []
         self._facts: list[tuple[int, str, str, int | None]] = []
         self._aliases: list[tuple[int, str]] = []
+        self._ids: list[tuple[str, int]] = []
         self._bytes = 0
         self.con.execute(
             "CREATE TABLE resources (share BIGINT, seq BIGINT, type VARCHAR, hash BLOB, "
@@ -76,6 +79,8 @@ class Store:
 
     def is_duplicate(self, share_id: str) -> bool:
         """True when a share with this id was already accepted."""
+        if any(known == share_id for known, _ in self._ids):
+            return True
         row = self.con.execute("SELECT 1 FROM share_ids WHERE id = ?", [share_id]).fetchone()
         return row is not None
 
@@ -119,7 +124,8 @@ class Store:
         self._insert("resources", _RESOURCE_SCHEMA, self._rows)
         self._insert("share_facts", _FACT_SCHEMA, self._facts)
         self._insert("share_alias", _ALIAS_SCHEMA, self._aliases)
-        self._rows, self._facts, self._aliases, self._bytes = [], [], [], 0
+        self._insert("share_ids", _ID_SCHEMA, self._ids)
+        self._rows, self._facts, self._aliases, self._ids, self._bytes = [], [], [], [], 0
 
     def drop_share(self, share: int) -> None:
         """Forget everything read from ``share`` (it was rejected part-way)."""
@@ -132,8 +138,9 @@ class Store:
 
     def accept(self, share: int, share_id: str) -> None:
         """Mark ``share`` accepted (its id now counts for duplicates)."""
-        self.flush()
-        self.con.execute("INSERT INTO share_ids VALUES (?, ?)", [share_id, share])
+        self._ids.append((share_id, share))
+        if len(self._ids) >= _FLUSH_ROWS:
+            self.flush()
 
     # -- after every share is read ----------------------------------------------------------------
 
@@ -143,6 +150,7 @@ class Store:
         Connected components of the share-alias graph, by label propagation (a few rounds:
         the graph's diameter). Fills ``units`` and ``unit_facts``; returns the patient count.
         """
+        self.flush()
         con = self.con
         con.execute("CREATE TABLE share_unit AS SELECT share, share AS unit FROM share_ids")
         while True:
