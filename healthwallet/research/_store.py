@@ -25,7 +25,8 @@ _RESOURCE_SCHEMA = pa.schema(
         ("seq", pa.int64()),
         ("type", pa.string()),
         ("hash", pa.binary()),
-        ("ord", pa.binary()),
+        ("ord", pa.uint64()),
+        ("size", pa.int64()),
         ("line", pa.binary()),
     ]
 )
@@ -55,14 +56,14 @@ class Store:
             },
         )
         self._order_key = order_key
-        self._rows: list[tuple[int, int, str, bytes, bytes, bytes]] = []
+        self._rows: list[tuple[int, int, str, bytes, int, int, bytes]] = []
         self._facts: list[tuple[int, str, str, int | None]] = []
         self._aliases: list[tuple[int, str]] = []
         self._ids: list[tuple[str, int]] = []
         self._bytes = 0
         self.con.execute(
             "CREATE TABLE resources (share BIGINT, seq BIGINT, type VARCHAR, hash BLOB, "
-            "ord BLOB, line BLOB)"
+            "ord UBIGINT, size BIGINT, line BLOB)"
         )
         self.con.execute(
             "CREATE TABLE share_facts (share BIGINT, kind VARCHAR, text VARCHAR, num BIGINT)"
@@ -87,8 +88,9 @@ class Store:
     def add(self, share: int, seq: int, kind: str, line: bytes) -> None:
         """Buffer one resource of ``share`` (canonical JSON ``line``)."""
         digest = hashlib.sha256(line).digest()
-        order = hmac.new(self._order_key, seq.to_bytes(8, "big"), hashlib.sha256).digest()[:16]
-        self._rows.append((share, seq, kind, digest, order, line))
+        mac = hmac.new(self._order_key, seq.to_bytes(8, "big"), hashlib.sha256).digest()
+        order = int.from_bytes(mac[:8], "big")
+        self._rows.append((share, seq, kind, digest, order, len(line), line))
         self._bytes += len(line)
         if self._bytes >= _FLUSH_BYTES or len(self._rows) >= _FLUSH_ROWS:
             self.flush()
@@ -132,7 +134,7 @@ class Store:
         self._rows = [r for r in self._rows if r[0] != share]
         self._facts = [f for f in self._facts if f[0] != share]
         self._aliases = [a for a in self._aliases if a[0] != share]
-        self._bytes = sum(len(r[5]) for r in self._rows)
+        self._bytes = sum(r[5] for r in self._rows)
         for table in ("resources", "share_facts", "share_alias"):
             self.con.execute(f"DELETE FROM {table} WHERE share = ?", [share])  # noqa: S608
 
@@ -181,7 +183,9 @@ class Store:
     def order_output(self) -> list[int]:
         """Sort the kept patients' resources (one copy per patient) by the secret order key.
 
-        Fills ``final`` with byte-bounded batch numbers; returns the batch numbers in order.
+        The order key is uniformly random, so cutting it into 2**n equal ranges gives batches
+        of about ``_OUTPUT_BATCH_ROWS`` rows and ``OUTPUT_BATCH_BYTES`` bytes without a window
+        over the whole table. Fills ``final``; returns the batch numbers in order.
         """
         con = self.con
         con.execute(
@@ -189,13 +193,16 @@ class Store:
             "JOIN share_unit u USING (share) JOIN kept_units k ON k.unit = u.unit "
             "GROUP BY u.unit, r.hash"
         )
+        row = con.execute(
+            "SELECT count(*), coalesce(sum(r.size), 0) FROM chosen c JOIN resources r USING (seq)"
+        ).fetchone()
+        rows, size = (int(row[0]), int(row[1])) if row else (0, 0)
+        wanted = max(1, -(-rows // _OUTPUT_BATCH_ROWS), -(-size // OUTPUT_BATCH_BYTES))
+        shift = 64 - max(1, min(63, (wanted - 1).bit_length()))
         con.execute(
-            "CREATE TABLE final AS SELECT c.unit, r.ord, r.type, r.line, "
-            "(sum(octet_length(r.line)) OVER w) // $bytes * 1000000 "
-            "+ (row_number() OVER w) // $rows AS batch "
-            "FROM chosen c JOIN resources r USING (seq) "
-            "WINDOW w AS (ORDER BY r.ord ROWS UNBOUNDED PRECEDING) ORDER BY r.ord",
-            {"bytes": OUTPUT_BATCH_BYTES, "rows": _OUTPUT_BATCH_ROWS},
+            "CREATE TABLE final AS SELECT c.unit, r.ord, r.type, r.line, r.ord >> $shift AS batch "
+            "FROM chosen c JOIN resources r USING (seq) ORDER BY r.ord",
+            {"shift": shift},
         )
         con.execute("DROP TABLE resources")
         con.execute("DROP TABLE chosen")
