@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from ..deid._kgroup import create_tables
 
-MEMORY_LIMIT = "192MB"
+MEMORY_LIMIT = "64MB"
 _FLUSH_BYTES = 4 * 1024 * 1024
 _FLUSH_ROWS = 4096
 OUTPUT_BATCH_BYTES = 2 * 1024 * 1024
