@@ -206,6 +206,8 @@ def measure(cache: Path, files: list[Path], k: int) -> dict[str, Any]:
     seconds, rss_kib, code = first.split()
     result = json.loads(rest) if rest.strip() else {}
     shutil.rmtree(out.parent, ignore_errors=True)
+    sys.stderr.write(f"{len(files)} file(s): {first}\n")  # progress, in case a later run fails
+    sys.stderr.flush()
     if int(code) not in (0, 1) or result.get("accepted") != len(files):
         raise SystemExit(f"ingest failed ({code}): {rest[:500]} {done.stderr[-2000:]!r}")
     return {

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import pyarrow as pa
 
 from ..deid._kgroup import create_tables
+from ..fsutil import open_private
 
 MEMORY_LIMIT = "64MB"
 _FLUSH_BYTES = 4 * 1024 * 1024
 _FLUSH_ROWS = 4096
 OUTPUT_BATCH_BYTES = 2 * 1024 * 1024
 _OUTPUT_BATCH_ROWS = 1024
+_MAX_BUCKET_BITS = 9  # at most 512 bucket files open at once
+_RECORD = struct.Struct(">QqHI")  # order key, unit, type name length, line length
 
 _RESOURCE_SCHEMA = pa.schema(
     [
@@ -56,6 +60,7 @@ class Store:
             },
         )
         self._order_key = order_key
+        self._work = work
         self._rows: list[tuple[int, int, str, bytes, int, int, bytes]] = []
         self._facts: list[tuple[int, str, str, int | None]] = []
         self._aliases: list[tuple[int, str]] = []
@@ -180,12 +185,14 @@ class Store:
         row = con.execute("SELECT count(*) FROM units").fetchone()
         return int(row[0]) if row else 0
 
-    def order_output(self) -> list[int]:
-        """Sort the kept patients' resources (one copy per patient) by the secret order key.
+    def ordered_batches(self) -> Iterator[list[tuple[int, str, bytes]]]:
+        """The kept resources (one copy per patient) in the secret order, batch by batch.
 
-        The order key is uniformly random, so cutting it into 2**n equal ranges gives batches
-        of about ``_OUTPUT_BATCH_ROWS`` rows and ``OUTPUT_BATCH_BYTES`` bytes without a window
-        over the whole table. Fills ``final``; returns the batch numbers in order.
+        DuckDB cannot sort the resources with their JSON in a small memory limit, so the
+        order is made here: one sequential pass deals each (order key, unit, type, line) into
+        2**n bucket files by the top bits of its uniformly random order key, then each bucket
+        (about ``OUTPUT_BATCH_BYTES`` or ``_OUTPUT_BATCH_ROWS``) is read, sorted and yielded
+        as (unit, type, canonical JSON) rows. Memory holds one bucket.
         """
         con = self.con
         con.execute(
@@ -198,22 +205,41 @@ class Store:
         ).fetchone()
         rows, size = (int(row[0]), int(row[1])) if row else (0, 0)
         wanted = max(1, -(-rows // _OUTPUT_BATCH_ROWS), -(-size // OUTPUT_BATCH_BYTES))
-        shift = 64 - max(1, min(63, (wanted - 1).bit_length()))
-        con.execute(
-            "CREATE TABLE final AS SELECT c.unit, r.ord, r.type, r.line, r.ord >> $shift AS batch "
-            "FROM chosen c JOIN resources r USING (seq) ORDER BY r.ord",
-            {"shift": shift},
-        )
+        bits = min(_MAX_BUCKET_BITS, (wanted - 1).bit_length())
+        buckets = [self._work / f"bucket-{i:04x}" for i in range(1 << bits)]
+        handles: dict[int, BinaryIO] = {}
+        try:
+            cursor = con.execute(
+                "SELECT r.ord, c.unit, r.type, r.line FROM chosen c JOIN resources r USING (seq)"
+            )
+            while chunk := cursor.fetchmany(_OUTPUT_BATCH_ROWS):
+                for order, unit, kind, line in chunk:
+                    number = int(order) >> (64 - bits) if bits else 0
+                    handle = handles.get(number)
+                    if handle is None:
+                        handle = handles[number] = open_private(buckets[number])
+                    name = str(kind).encode()
+                    data = bytes(line)
+                    handle.write(_RECORD.pack(int(order), int(unit), len(name), len(data)))
+                    handle.write(name + data)
+        finally:
+            for handle in handles.values():
+                handle.close()
         con.execute("DROP TABLE resources")
         con.execute("DROP TABLE chosen")
-        return [
-            int(r[0]) for r in con.execute("SELECT DISTINCT batch FROM final ORDER BY 1").fetchall()
-        ]
+        for number, path in enumerate(buckets):
+            if number in handles:
+                yield _read_bucket(path)
+                path.unlink()
 
-    def output_batches(self, batches: list[int]) -> Iterator[list[tuple[int, str, bytes]]]:
-        """The kept resources in output order: (unit, type, canonical JSON), batch by batch."""
-        for batch in batches:
-            rows = self.con.execute(
-                "SELECT unit, type, line FROM final WHERE batch = ? ORDER BY ord", [batch]
-            ).fetchall()
-            yield [(int(u), str(t), bytes(line)) for u, t, line in rows]
+
+def _read_bucket(path: Path) -> list[tuple[int, str, bytes]]:
+    """One bucket file's rows, sorted by their order key."""
+    records: list[tuple[int, int, str, bytes]] = []
+    with path.open("rb") as handle:
+        while header := handle.read(_RECORD.size):
+            order, unit, name_length, length = _RECORD.unpack(header)
+            name = handle.read(name_length).decode()
+            records.append((order, unit, name, handle.read(length)))
+    records.sort(key=lambda record: record[0])
+    return [(unit, name, line) for _, unit, name, line in records]
