@@ -62,6 +62,7 @@ _STUDY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}\Z")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}\Z")
 _POLICY_NAME_RE = re.compile(r"[\x20-\x7e]{1,200}\Z")
 _IO_BLOCK = 1024 * 1024
+_MAX_CACHED_LISTS = 256
 
 RandomBytes = Callable[[int], bytes]
 
@@ -567,6 +568,8 @@ class StatusLists:
                 )
             except HealthWalletError as exc:
                 self._loaded[url] = exc
+            if len(self._loaded) > _MAX_CACHED_LISTS:  # an ingest of 10,000 patients' lists
+                self._loaded.pop(next(iter(self._loaded)))
         value = self._loaded[url]
         if isinstance(value, HealthWalletError):
             raise value

@@ -344,7 +344,10 @@ def cmd_ingest(
         list[str] | None,
         typer.Option(
             "--quasi",
-            help="age_band, gender, zip3, birth_year or a Patient path; repeatable.",
+            help=(
+                "age_band, gender, zip3, birth_year, state, country, age or a Patient path; "
+                "repeatable (default: the seven built-in ones; one not named is removed)."
+            ),
         ),
     ] = None,
     study: Annotated[
@@ -358,7 +361,7 @@ def cmd_ingest(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify consents, decrypt and merge shares, enforce k-anonymity, write NDJSON per type.
+    """Verify consents, decrypt and merge shares, enforce k-anonymity, write NDJSON and Parquet.
 
     Example: healthwallet research ingest *.hwshare --k 5 --out dataset
     """

@@ -350,7 +350,7 @@ def _run(
     try:
         writer = DatasetWriter(tmp)
         try:
-            for rows in store.output_batches(store.order_output()):
+            for rows in store.ordered_batches():
                 facts: list[tuple[int, str, str, int | None]] = []
                 for unit, kind, line in rows:
                     resource = generalize_resource(json.loads(line), how)
