@@ -101,5 +101,6 @@ def ingest(files: list[Path], *args: Any, **kwargs: Any) -> research.IngestResul
     consent's own file:// list is never read)."""
     from local_status import local_lists
 
-    kwargs.setdefault("status_sources", local_lists(files))
+    if "status_sources" not in kwargs:
+        kwargs["status_sources"] = local_lists(files)
     return research.ingest(files, *args, **kwargs)
