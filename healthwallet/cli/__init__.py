@@ -16,7 +16,7 @@ from healthwallet import __version__
 
 # Options that apply to every command and may be written anywhere on the line.
 _GLOBAL_VALUE_OPTIONS = ("--home", "--passphrase-file")
-_GLOBAL_FLAGS = ("--debug", "--allow-weak-passphrase")
+_GLOBAL_FLAGS = ("--debug", "--allow-weak-passphrase", "--quiet", "-q")
 
 
 # Options of every command that may also be written before the command name.

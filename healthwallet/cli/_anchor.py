@@ -113,7 +113,7 @@ def cmd_status(ledger: LedgerOption = None, as_json: JsonOption = False) -> None
         for problem in status.problems:
             out.print(f"note: {problem}")
 
-    emit(as_json, payload, human)
+    emit(as_json, payload, human, data=True)
 
 
 @anchor_app.command("verify")
@@ -169,7 +169,7 @@ def cmd_ledger_list(as_json: JsonOption = False) -> None:
         for name in names:
             out.print(name)
 
-    emit(as_json, {"ledgers": names}, human)
+    emit(as_json, {"ledgers": names}, human, data=True)
 
 
 def register(app: typer.Typer) -> None:

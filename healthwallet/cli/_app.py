@@ -50,6 +50,12 @@ def _global(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print only data and errors: no confirmations, notes or progress."
+        ),
+    ] = False,
     allow_weak_passphrase: Annotated[
         bool,
         typer.Option(
@@ -67,6 +73,7 @@ def _global(
     STATE.passphrase_file = passphrase_file
     STATE.debug = debug
     STATE.allow_weak_passphrase = allow_weak_passphrase
+    STATE.quiet = quiet
 
 
 # Which module defines each top-level command, so a run imports only what it needs.

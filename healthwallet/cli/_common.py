@@ -39,6 +39,7 @@ class GlobalState:
     passphrase_file: Path | None = None
     debug: bool = False
     allow_weak_passphrase: bool = False  # set by --allow-weak-passphrase where a key is sealed
+    quiet: bool = False  # --quiet: no confirmations, notes or progress; data and errors only
 
 
 STATE = GlobalState()
@@ -75,8 +76,15 @@ def stdout_console() -> Console:
 
 
 def stderr_console() -> Console:
-    """Console for progress and notes on stderr."""
+    """Console for warnings on stderr (shown even under --quiet)."""
     return SafeConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False, markup=False)
+
+
+def notes_console() -> Console:
+    """Console for notes and progress on stderr (silent under --quiet)."""
+    return SafeConsole(
+        stderr=True, quiet=STATE.quiet, highlight=False, soft_wrap=True, emoji=False, markup=False
+    )
 
 
 def print_lines(console: Console, text: str) -> None:
@@ -85,11 +93,15 @@ def print_lines(console: Console, text: str) -> None:
         console.print(line)
 
 
-def emit(as_json: bool, payload: dict[str, Any], human: Callable[[Console], None]) -> None:
-    """Print the result: one JSON object with --json, else the human rendering."""
+def emit(
+    as_json: bool, payload: dict[str, Any], human: Callable[[Console], None], data: bool = False
+) -> None:
+    """Print the result: one JSON object with --json, else the human rendering. Under --quiet
+    only ``data`` (what the command was asked to show: a listing, a DID, a setting) is shown;
+    a confirmation ("Granted …", "removed …") is not."""
     if as_json:
         sys.stdout.write(json.dumps(payload, sort_keys=True) + "\n")
-    else:
+    elif data or not STATE.quiet:
         human(stdout_console())
 
 
@@ -155,7 +167,7 @@ def unlock() -> Wallet:
 
 def note_local_status_list(status_list: str, reader: str, change: str) -> None:
     """Say on stderr that a credential names a status list only this machine can read."""
-    if status_list.startswith("file:"):
+    if status_list.startswith("file:") and not STATE.quiet:
         sys.stderr.write(
             f"note: {escape(status_list)} is on this machine only; set `status-url` and run "
             f"`status publish` so {reader} can see {change} (or send them the published list)\n"
@@ -198,7 +210,7 @@ def note_date_expiry(text: str | None, expiry: datetime) -> None:
 
     if text is not None and is_date_only(text):
         local = expiry.astimezone()
-        stderr_console().print(
+        notes_console().print(
             f"note: --expires {text.strip()} means the end of that day in your time zone: "
             f"{local.strftime('%Y-%m-%d %H:%M:%S %z')} ({local.tzname()})"
         )

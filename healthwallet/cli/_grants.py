@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from ._common import (
     home,
     note_date_expiry,
     note_local_status_list,
+    notes_console,
     unlock,
     write_binary_out,
 )
@@ -222,7 +222,7 @@ def cmd_grant(
     note_local_status_list(payload["status_list"], "the doctor", "a revocation")
     if out == "-":
         # stdout carries the grant file itself; the summary goes to stderr
-        sys.stderr.write(f"granted {payload['grant_id']}\n")
+        notes_console().print(f"granted {payload['grant_id']}")
         return
     emit(as_json, payload, human)
 
@@ -255,7 +255,7 @@ def cmd_grants(as_json: JsonOption = False) -> None:
             table.add_row(g["grant_id"], g["kind"], g["recipient"], g["expires"], g["status"])
         console.print(table)
 
-    emit(as_json, {"grants": grants}, human)
+    emit(as_json, {"grants": grants}, human, data=True)
 
 
 def cmd_revoke(
@@ -349,7 +349,7 @@ def cmd_log(as_json: JsonOption = False) -> None:
             else f"✗ chain broken at entry {report.first_bad}: {report.reason}"
         )
 
-    emit(as_json, payload, human)
+    emit(as_json, payload, human, data=True)
     if not report.ok:
         raise typer.Exit(1)
 

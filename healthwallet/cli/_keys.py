@@ -19,6 +19,7 @@ from ._common import (
     JsonOption,
     emit,
     home,
+    notes_console,
     passphrase_source,
     print_lines,
     stderr_console,
@@ -116,9 +117,9 @@ def cmd_export(
             out.print(
                 "  ".join(f"{row * 4 + col + 1:>2}. {listed[row * 4 + col]:<9}" for col in range(4))
             )
-        stderr_console().print(f"DID: {wallet.did}")
+        notes_console().print(f"DID: {wallet.did}")
 
-    emit(as_json, {"phrase": words, "did": wallet.did}, human)
+    emit(as_json, {"phrase": words, "did": wallet.did}, human, data=True)
 
 
 @key_app.command("rotate")
@@ -136,7 +137,7 @@ def cmd_rotate(as_json: JsonOption = False) -> None:
         out.print(f"New DID: {result.new_did}")
 
     emit(as_json, payload, human)
-    print_lines(stderr_console(), ROTATE_NOTE)
+    print_lines(notes_console(), ROTATE_NOTE)
 
 
 @keystore_app.command("migrate")

@@ -20,7 +20,16 @@ from ..filenames import safe_file_name
 from ..filetypes import RECORD_TYPES, check_input_file
 from ..safewrite import JOURNAL_DIR, atomic_writer
 from ..vault import Record, Vault
-from ._common import JsonOption, emit, human_size, stderr_console, stdout_console, unlock
+from ._common import (
+    STATE,
+    JsonOption,
+    emit,
+    human_size,
+    notes_console,
+    stderr_console,
+    stdout_console,
+    unlock,
+)
 
 record_app = typer.Typer(help="Add, list, show and remove encrypted records.", no_args_is_help=True)
 
@@ -67,13 +76,13 @@ def cmd_add(
         len(files) >= _PROGRESS_MIN_FILES or total >= _PROGRESS_MIN_BYTES
     )
     added = []
-    out = None if as_json else stdout_console()
+    out = None if as_json or STATE.quiet else stdout_console()
     progress = Progress(
         TextColumn("encrypting"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
-        console=stderr_console(),
+        console=notes_console(),
         disable=not show_progress,
         transient=True,
     )
@@ -152,7 +161,7 @@ def cmd_list(
             )
         out.print(table)
 
-    emit(as_json, {"records": [r.summary() for r in records]}, human)
+    emit(as_json, {"records": [r.summary() for r in records]}, human, data=True)
 
 
 _TEXT_TYPES = ("application/fhir+json", "application/json")
@@ -260,7 +269,7 @@ def _show_summary(vault: Vault, record: Record, as_json: bool) -> None:
         for text in lines:
             out.print(text)
 
-    emit(as_json, {"id": record.id, "lines": lines}, human)
+    emit(as_json, {"id": record.id, "lines": lines}, human, data=True)
 
 
 @record_app.command("rm")

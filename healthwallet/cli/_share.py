@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
@@ -23,6 +22,7 @@ from ._common import (
     emit,
     fetcher,
     note_date_expiry,
+    notes_console,
     unlock,
     write_binary_out,
 )
@@ -286,7 +286,7 @@ def _issue(
         console.print(f"Withdraw consent any time with: healthwallet revoke {payload['share_id']}")
 
     if out == "-":
-        sys.stderr.write(f"shared {payload['share_id']}\n")
+        notes_console().print(f"shared {payload['share_id']}")
         return
     emit(as_json, payload, human)
 

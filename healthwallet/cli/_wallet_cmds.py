@@ -98,7 +98,7 @@ def cmd_id(
         sys.stdout.write(json.dumps(document_for(name, info.did), indent=2) + "\n")
         return
     if not history:
-        emit(as_json, {"did": info.did}, lambda out: out.print(info.did))
+        emit(as_json, {"did": info.did}, lambda out: out.print(info.did), data=True)
         return
     entries = identity_history(info)
 
@@ -110,7 +110,7 @@ def cmd_id(
             mark = "✓ signed by both keys" if entry["verified"] else "✗ NOT VERIFIED"
             out.print(f"{entry['rotated']}  {entry['old_did']} → {entry['new_did']}  {mark}")
 
-    emit(as_json, {"did": info.did, "history": entries}, human)
+    emit(as_json, {"did": info.did, "history": entries}, human, data=True)
     if not all(entry["verified"] for entry in entries):
         raise typer.Exit(1)
 
@@ -147,7 +147,7 @@ def cmd_where(as_json: JsonOption = False) -> None:
         out.print(f"DID       {payload['did']}")
         out.print(f"keystore  {payload['keystore']}: {payload['key_location']}")
 
-    emit(as_json, payload, human)
+    emit(as_json, payload, human, data=True)
 
 
 def cmd_doctor(as_json: JsonOption = False) -> None:
@@ -202,7 +202,7 @@ def cmd_config_get(key: str, as_json: JsonOption = False) -> None:
         raise UsageError(
             f"unknown setting {key!r}", "list settings with `healthwallet config list`"
         )
-    emit(as_json, {"key": key, "value": config[key]}, lambda out: out.print(config[key]))
+    emit(as_json, {"key": key, "value": config[key]}, lambda out: out.print(config[key]), data=True)
 
 
 @config_app.command("list")
@@ -219,7 +219,7 @@ def cmd_config_list(as_json: JsonOption = False) -> None:
             table.add_row(key, value or "(default)")
         out.print(table)
 
-    emit(as_json, {"config": config}, human)
+    emit(as_json, {"config": config}, human, data=True)
 
 
 def register(app: typer.Typer) -> None:

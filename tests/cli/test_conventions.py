@@ -84,3 +84,16 @@ def test_zsh_and_fish_scripts_and_their_answers(cli: Cli, shell: str, marker: st
 def test_an_unknown_shell_is_a_usage_error(cli: Cli) -> None:
     result = cli("completion", "tcsh")
     assert result.code == 2 and "use bash, zsh or fish" in result.err
+
+
+def test_quiet_prints_data_and_errors_only(wallet: Cli, tmp_path: Path) -> None:
+    source = tmp_path / "labs.pdf"
+    source.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    added = wallet.ok("--quiet", "record", "add", source)
+    assert added.out == "" and added.err == ""  # a confirmation is not data
+    assert "labs.pdf" in wallet.ok("record", "list", "-q").out  # a listing is
+    assert wallet.ok("id", "-q").out.strip().startswith("did:key:")
+    as_json = wallet.ok("-q", "record", "add", source, "--json").json()  # JSON is never hidden
+    assert as_json["records"][0]["label"] == "labs.pdf"
+    failed = wallet("-q", "record", "show", "ffffffffffff0000")
+    assert failed.code == 3 and failed.err.startswith("error: ")  # errors always
