@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from . import jsonutil
 from .errors import KeystoreError, NotFoundError, UsageError
 from .fsutil import atomic_write_bytes, ensure_private_dir, exclusive_lock
 from .keys import Identity
@@ -81,30 +82,48 @@ class WalletInfo:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+_WALLET_HINT = "restore the wallet from a backup"
+
+
+class _DamagedWallet(UsageError):
+    """wallet.json is there but is not what healthwallet writes."""
+
+    default_hint = _WALLET_HINT
+
+
 def wallet_exists(home: Path) -> bool:
     """True when ``home`` holds a wallet."""
     return (home / WALLET_FILE).exists()
 
 
 def read_info(home: Path) -> WalletInfo:
-    """Read wallet.json; NotFoundError when there is no wallet here."""
+    """Read wallet.json; NotFoundError when there is no wallet here, UsageError if damaged."""
     path = home / WALLET_FILE
     try:
-        raw = json.loads(path.read_bytes())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise NotFoundError(
             "no wallet here", "create one with `healthwallet init`, or point --home at yours"
         ) from None
-    except (OSError, ValueError):
-        raise UsageError("the wallet file is damaged", "restore the wallet from a backup") from None
+    except OSError:
+        raise UsageError("the wallet file is damaged", _WALLET_HINT) from None
+    raw = jsonutil.load_object(
+        data, "the wallet file", max_bytes=jsonutil.SMALL_FILE_BYTES, error=_DamagedWallet
+    )
     if raw.get("format") != WALLET_FORMAT:
         raise UsageError("the wallet has an unknown format", "upgrade healthwallet")
+    keystore = jsonutil.text(raw, "keystore", "the wallet file", _DamagedWallet)
+    if keystore not in ("keyring", "file"):
+        raise _DamagedWallet("the wallet file names an unknown keystore")
+    history = jsonutil.items_of(
+        raw.get("history", []), dict, "the wallet file history", _DamagedWallet
+    )
     return WalletInfo(
-        did=raw["did"],
-        keystore=raw["keystore"],
-        wallet_id=raw["wallet_id"],
-        created=raw["created"],
-        history=list(raw.get("history", [])),
+        did=jsonutil.text(raw, "did", "the wallet file", _DamagedWallet),
+        keystore=cast(KeystoreKind, keystore),
+        wallet_id=jsonutil.text(raw, "wallet_id", "the wallet file", _DamagedWallet),
+        created=jsonutil.text(raw, "created", "the wallet file", _DamagedWallet),
+        history=history,
     )
 
 
@@ -207,19 +226,47 @@ def open_wallet(
 
 
 def read_config(home: Path) -> dict[str, str]:
-    """All settings, defaults filled in."""
+    """All settings, defaults filled in; UsageError when config.json is not what we write."""
     config = dict(CONFIG_DEFAULTS)
-    try:
-        config.update(json.loads((home / CONFIG_FILE).read_bytes()))
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError):
-        raise UsageError("the config file is damaged", "fix or remove config.json") from None
+    for key, value in _stored_config(home).items():
+        if not isinstance(value, str):
+            raise _DamagedConfig(f"the config file: {key} is not a string")
+        try:
+            check_setting(key, value)
+        except UsageError as exc:
+            raise _DamagedConfig(f"the config file: {exc.message}") from None
+        config[key] = value
     return config
 
 
-_POSITIVE_INT_SETTINGS = ("max-expiry-days", "ethereum.confirmations")
-_OPTIONAL_INT_SETTINGS = ("clock-skew-seconds", "ethereum.chain-id")
+def _stored_config(home: Path) -> dict[str, Any]:
+    try:
+        data = (home / CONFIG_FILE).read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError:
+        raise _DamagedConfig("the config file cannot be read") from None
+    return jsonutil.load_object(
+        data, "the config file", max_bytes=jsonutil.SMALL_FILE_BYTES, error=_DamagedConfig
+    )
+
+
+class _DamagedConfig(UsageError):
+    """config.json is not what `config set` writes."""
+
+    default_hint = "fix it with `healthwallet config set`, or remove config.json"
+
+
+_POSITIVE_INT_SETTINGS = ("max-expiry-days", "ethereum.confirmations")  # never empty
+# Whole-number settings and their ranges: wide enough for any real use, small enough that
+# every date and duration computed from them stays representable.
+_INT_SETTINGS: dict[str, tuple[int, int]] = {
+    "max-expiry-days": (1, 36_500),
+    "ethereum.confirmations": (1, 10_000),
+    "clock-skew-seconds": (0, 86_400),
+    "ethereum.chain-id": (0, 2**63 - 1),
+}
+_MAX_INT_DIGITS = 19
 
 
 def _is_plugin_setting(key: str) -> bool:
@@ -228,12 +275,13 @@ def _is_plugin_setting(key: str) -> bool:
     return bool(dot) and name.isidentifier() and bool(setting) and "." not in setting
 
 
-def set_config(home: Path, key: str, value: str) -> dict[str, str]:
-    """Change one setting; UsageError for an unknown key."""
-    if key in _POSITIVE_INT_SETTINGS and not (value.isdigit() and int(value) > 0):
-        raise UsageError(f"{key} takes a whole number above 0", f"e.g. {CONFIG_DEFAULTS[key] or 1}")
-    if key in _OPTIONAL_INT_SETTINGS and value and not value.isdigit():
-        raise UsageError(f"{key} takes a whole number", "e.g. 31337 for a local Anvil node")
+def check_setting(key: str, value: str) -> None:
+    """UsageError unless ``key`` is a known (or ledger plugin) setting and ``value`` fits it."""
+    if key in _INT_SETTINGS and (value or key in _POSITIVE_INT_SETTINGS):
+        low, high = _INT_SETTINGS[key]
+        if not (_is_whole(value) and low <= int(value) <= high):
+            example = CONFIG_DEFAULTS[key] or "31337 for a local Anvil node"
+            raise UsageError(f"{key} takes a whole number from {low} to {high}", f"e.g. {example}")
     if key == "did-web" and value:
         from .didweb import document_url
 
@@ -242,14 +290,24 @@ def set_config(home: Path, key: str, value: str) -> dict[str, str]:
         raise UsageError(
             f"unknown setting {key!r}", "known settings: " + ", ".join(sorted(CONFIG_DEFAULTS))
         )
+
+
+def _is_whole(value: str) -> bool:
+    # ASCII digits only (str.isdigit also takes "²" and other digits int() refuses), and short.
+    return 0 < len(value) <= _MAX_INT_DIGITS and value.isascii() and value.isdigit()
+
+
+def int_setting(config: dict[str, str], key: str, default: int) -> int:
+    """A whole-number setting of a config that ``read_config`` checked (``default`` if empty)."""
+    value = config.get(key, "")
+    return int(value) if _is_whole(value) else default
+
+
+def set_config(home: Path, key: str, value: str) -> dict[str, str]:
+    """Change one setting; UsageError for an unknown key or a value that does not fit it."""
+    check_setting(key, value)
     ensure_private_dir(home)
-    stored: dict[str, str] = {}
-    try:
-        stored = json.loads((home / CONFIG_FILE).read_bytes())
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError):
-        raise UsageError("the config file is damaged", "fix or remove config.json") from None
+    stored = _stored_config(home)
     stored[key] = value
     atomic_write_bytes(home / CONFIG_FILE, (json.dumps(stored, indent=2) + "\n").encode(), "config")
     return read_config(home)
