@@ -230,7 +230,12 @@ def _open_passphrase_recipient(recipient: dict[str, Any], passphrase: str) -> by
             "the backup asks for a weaker Argon2id cost than allowed",
             "the file may have been tampered with; use another copy",
         )
-    if opslimit > 64 or memlimit > 4 * 1024**3:
+    if (
+        opslimit > 64
+        or memlimit > 4 * 1024**3
+        or opslimit < pwhash.argon2id.OPSLIMIT_MIN
+        or memlimit < pwhash.argon2id.MEMLIMIT_MIN
+    ):
         raise VerificationError("the backup asks for an unreasonable Argon2id cost")
     key = _derive(passphrase, salt, opslimit, memlimit)
     try:

@@ -121,7 +121,12 @@ def open_seed_file(blob: bytes, passphrase: str) -> bytes:
             "the keystore file asks for a weaker Argon2id cost than allowed",
             "the file may have been tampered with; restore it from a backup",
         )
-    if opslimit > 64 or memlimit > 4 * 1024**3:
+    if (
+        opslimit > 64
+        or memlimit > 4 * 1024**3
+        or opslimit < pwhash.argon2id.OPSLIMIT_MIN
+        or memlimit < pwhash.argon2id.MEMLIMIT_MIN
+    ):
         raise KeystoreError("the keystore file asks for an unreasonable Argon2id cost")
     key = _derive(passphrase, salt, opslimit, memlimit)
     try:

@@ -55,7 +55,7 @@ def test_fuzz_cli_damaged_files(corpus: Corpus) -> None:
         "status": json_file(corpus.status_list),
     }
 
-    @settings(max_examples=examples(8))
+    @settings(max_examples=examples(12))
     @given(st.sampled_from(FILE_KINDS).flatmap(lambda k: st.tuples(st.just(k), strategies[k])))
     def check(case: tuple[str, bytes]) -> None:
         kind, data = case
@@ -79,7 +79,7 @@ def test_fuzz_cli_damaged_files(corpus: Corpus) -> None:
 
 
 def test_fuzz_cli_damaged_home_files(corpus: Corpus) -> None:
-    @settings(max_examples=examples(5))
+    @settings(max_examples=examples(8))
     @given(st.sampled_from(["config.json", "wallet.json", "identity.key"]).flatmap(
         lambda name: st.tuples(st.just(name), json_file(
             {"config.json": corpus.config_json, "wallet.json": corpus.wallet_json,

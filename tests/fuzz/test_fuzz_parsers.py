@@ -37,7 +37,7 @@ def grant_files(draw: st.DrawFn, corpus: Corpus) -> bytes:
 
 
 def test_fuzz_grant_file_verify(corpus: Corpus) -> None:
-    @settings(max_examples=examples(40))
+    @settings(max_examples=examples(100))
     @given(grant_files(corpus))
     def run(data: bytes) -> None:
         expect_documented(lambda: grants.verify_grant(
@@ -50,7 +50,7 @@ def test_fuzz_grant_file_verify(corpus: Corpus) -> None:
 def test_fuzz_share_file_verify(corpus: Corpus) -> None:
     lists = StatusLists([str(corpus.status_list_path)])
 
-    @settings(max_examples=examples(40))
+    @settings(max_examples=examples(100))
     @given(framed_file(corpus.share, SHARE_MAGIC))
     def run(data: bytes) -> None:
         expect_documented(lambda: shares.verify_share(
@@ -60,7 +60,7 @@ def test_fuzz_share_file_verify(corpus: Corpus) -> None:
 
 
 def test_fuzz_backup_file_restore(corpus: Corpus) -> None:
-    @settings(max_examples=examples(15))
+    @settings(max_examples=examples(30))
     @given(framed_file(corpus.backup, backup.MAGIC))
     def run(data: bytes) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +76,7 @@ def test_fuzz_backup_file_restore(corpus: Corpus) -> None:
 def test_fuzz_status_list_document(corpus: Corpus) -> None:
     entry = _status_entry(corpus)
 
-    @settings(max_examples=examples(40))
+    @settings(max_examples=examples(100))
     @given(json_file(corpus.status_list))
     def run(data: bytes) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +104,7 @@ def _status_entry(corpus: Corpus) -> dict[str, object]:
 def test_fuzz_did_document(corpus: Corpus) -> None:
     did = "did:web:clinic.example:staff:lee"
 
-    @settings(max_examples=examples(60))
+    @settings(max_examples=examples(120))
     @given(json_file(corpus.did_document))
     def run(data: bytes) -> None:
         expect_documented(lambda: didweb.key_agreement_of(jsonutil.loads(data), did))
@@ -116,7 +116,7 @@ def test_fuzz_fhir_input_to_deidentification(corpus: Corpus) -> None:
     policy = load_policy("safe-harbor")
     keys = pseudonym_keys(Identity(bytes(32)), "S1")
 
-    @settings(max_examples=examples(60))
+    @settings(max_examples=examples(120))
     @given(json_file(corpus.fhir))
     def run(data: bytes) -> None:
         expect_documented(lambda: prepare_dataset([("r1", data)], policy, keys, now=NOW))
@@ -126,7 +126,7 @@ def test_fuzz_fhir_input_to_deidentification(corpus: Corpus) -> None:
 
 
 def test_fuzz_config_and_wallet_files(corpus: Corpus) -> None:
-    @settings(max_examples=examples(60))
+    @settings(max_examples=examples(120))
     @given(st.sampled_from(["config.json", "wallet.json"]).flatmap(
         lambda name: st.tuples(st.just(name), json_file(
             corpus.config_json if name == "config.json" else corpus.wallet_json))))
@@ -148,7 +148,7 @@ def test_fuzz_config_and_wallet_files(corpus: Corpus) -> None:
 
 
 def test_fuzz_identity_key(corpus: Corpus) -> None:
-    @settings(max_examples=examples(40))
+    @settings(max_examples=examples(100))
     @given(json_file(corpus.identity_key))
     def run(data: bytes) -> None:
         expect_documented(lambda: keystore.open_seed_file(data, PASSPHRASE))
@@ -156,7 +156,7 @@ def test_fuzz_identity_key(corpus: Corpus) -> None:
     run()
 
 
-@settings(max_examples=examples(60))
+@settings(max_examples=examples(120))
 @given(st.one_of(JSON_VALUES.map(lambda v: json.dumps(v).encode()), st.binary(max_size=64),
                  mutated_bytes(b'{"a": [1, 2.5, "x", null, true], "b": {"c": -0.0}}')))
 def test_fuzz_json_loader_refuses_only_with_bad_input(data: bytes) -> None:
