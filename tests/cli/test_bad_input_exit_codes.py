@@ -192,3 +192,73 @@ def test_deeply_nested_audit_log_line_is_reported_not_crashed(
         log.write(NESTED + b"\n")
     grants = patient.ok("grants", "--json").json()["grants"]
     assert_documented(patient("revoke", grants[0]["grant_id"]), 2)
+
+
+def reframe_bytes(data: bytes, magic: bytes, change: Any) -> bytes:
+    start = len(magic)
+    (length,) = struct.unpack(">I", data[start : start + 4])
+    header = json.loads(data[start + 4 : start + 4 + length])
+    change(header)
+    raw = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return magic + struct.pack(">I", len(raw)) + raw + data[start + 4 + length :]
+
+
+def test_type_confused_share_is_rejected_not_internal_error(
+    patient_with_grant: tuple[Cli, Path], tmp_path: Path
+) -> None:
+    patient, _ = patient_with_grant
+    research = patient.ok("--home", tmp_path / "research", "init", "--keystore", "file",
+                          "--json").json()["did"]
+    share = tmp_path / "s.hwshare"
+    patient.ok("share", research, "--study", "S1", "--type", "fhir", "--out", share)
+    forged = tmp_path / "forged.hwshare"
+    forged.write_bytes(reframe_bytes(share.read_bytes(), b"healthwallet-share/v1\n",
+                                     lambda h: h["credential"]["type"].append({"a": 1})))
+    result = patient("--home", tmp_path / "research", "research", "ingest", forged, "--k", "1",
+                     "--out", tmp_path / "dataset", "--json")
+    assert result.code == 1, result
+    assert "Traceback" not in result.err
+    assert result.json()["rejected"][0]["reason"] == "not-a-share"
+
+
+@pytest.mark.parametrize("change", [
+    lambda h: h.__setitem__("recipients", [1, "x"]),
+    lambda h: h.__setitem__("did", 5),
+    lambda h: h.__setitem__("created", {"a": 1}),
+    lambda h: h["recipients"][0].__setitem__("sealed_key", [1]),
+], ids=["recipients_hold_numbers", "did_is_a_number", "created_is_an_object",
+        "sealed_key_is_a_list"])
+def test_type_confused_backup_header_is_damaged_not_internal_error(
+    patient_with_grant: tuple[Cli, Path], tmp_path: Path, change: Any
+) -> None:
+    patient, _ = patient_with_grant
+    backup = tmp_path / "b.hwbackup"
+    patient.ok("backup", "--out", backup)
+    forged = tmp_path / "forged.hwbackup"
+    forged.write_bytes(reframe_bytes(backup.read_bytes(), b"healthwallet-backup/v1\n", change))
+    phrase = tmp_path / "phrase.txt"
+    phrase.write_text("abandon " * 23 + "art\n")
+    result = patient("--home", tmp_path / "restored", "restore", forged, "--phrase-file", phrase,
+                     "--keystore", "file")
+    assert_documented(result, 1, 2, 4)
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d.__setitem__("credentialSubject", [1]),
+    lambda d: d.__setitem__("type", ["VerifiableCredential", {"a": 1}]),
+    lambda d: d["credentialSubject"].__setitem__("encodedList", 12),
+    lambda d: d.__setitem__("issuer", {"id": ["x"]}),
+], ids=["subject_is_a_list", "object_in_type_list", "encoded_list_is_a_number",
+        "issuer_id_is_a_list"])
+def test_type_confused_status_list_fails_the_check(
+    patient_with_grant: tuple[Cli, Path], tmp_path: Path, change: Any
+) -> None:
+    patient, grant = patient_with_grant
+    patient.ok("status", "publish", "--out", tmp_path / "status")
+    document = json.loads((tmp_path / "status" / "1.json").read_bytes())
+    change(document)
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(document))
+    result = patient("verify", grant, "--status-list", forged, "--json")
+    assert result.code in (1, 2), result
+    assert "Traceback" not in result.err and "internal error" not in result.err
