@@ -44,13 +44,7 @@ def patient_with_grant(tmp_path: Path) -> tuple[Cli, Path]:
 
 def reframe(grant: Path, change: Any) -> bytes:
     """The grant file with its header JSON changed by ``change`` (framing kept valid)."""
-    data = grant.read_bytes()
-    start = len(GRANT_MAGIC)
-    (length,) = struct.unpack(">I", data[start : start + 4])
-    header = json.loads(data[start + 4 : start + 4 + length])
-    change(header)
-    raw = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return GRANT_MAGIC + struct.pack(">I", len(raw)) + raw + data[start + 4 + length :]
+    return reframe_bytes(grant.read_bytes(), GRANT_MAGIC, change)
 
 
 TYPE_CONFUSIONS = {
@@ -195,6 +189,7 @@ def test_deeply_nested_audit_log_line_is_reported_not_crashed(
 
 
 def reframe_bytes(data: bytes, magic: bytes, change: Any) -> bytes:
+    """A framed file (magic, length, JSON header, payload) with its header changed."""
     start = len(magic)
     (length,) = struct.unpack(">I", data[start : start + 4])
     header = json.loads(data[start + 4 : start + 4 + length])
