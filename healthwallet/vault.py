@@ -136,7 +136,8 @@ def _fhir_counts(path: Path, claimed: bool) -> dict[str, int] | None:
         return None
     counts: Counter[str] = Counter()
     if resource["resourceType"] == "Bundle":
-        for entry in resource.get("entry") or []:
+        entries = resource.get("entry")
+        for entry in entries if isinstance(entries, list) else []:
             inner = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(inner, dict) and isinstance(inner.get("resourceType"), str):
                 counts[inner["resourceType"]] += 1

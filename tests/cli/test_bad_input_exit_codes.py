@@ -257,3 +257,17 @@ def test_type_confused_status_list_fails_the_check(
     result = patient("verify", grant, "--status-list", forged, "--json")
     assert result.code in (1, 2), result
     assert "Traceback" not in result.err and "internal error" not in result.err
+
+
+@pytest.mark.parametrize("entry", [5, {"a": 1}, "abc", [1, [2]]],
+                         ids=["number", "object", "string", "numbers_and_lists"])
+def test_type_confused_fhir_bundle_is_added_or_refused_not_crashed(
+    wallet: Cli, tmp_path: Path, entry: Any
+) -> None:
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
+                                  "entry": entry}))
+    for claimed in ((), ("--type", "fhir")):
+        result = wallet("record", "add", bundle, *claimed, "--json")
+        assert result.code in (0, 2), result
+        assert "Traceback" not in result.err and "internal error" not in result.err

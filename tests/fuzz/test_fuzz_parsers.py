@@ -16,7 +16,17 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from healthwallet import backup, didweb, grants, jsonutil, keystore, shares, statuslist, wallet
+from healthwallet import (
+    backup,
+    didweb,
+    grants,
+    jsonutil,
+    keystore,
+    shares,
+    statuslist,
+    vault,
+    wallet,
+)
 from healthwallet.backup import BackupKey
 from healthwallet.deid import load_policy
 from healthwallet.keys import Identity
@@ -121,6 +131,11 @@ def test_fuzz_fhir_input_to_deidentification(corpus: Corpus) -> None:
     def run(data: bytes) -> None:
         expect_documented(lambda: prepare_dataset([("r1", data)], policy, keys, now=NOW))
         expect_documented(lambda: shares.parse_ndjson(data + b"\n"))
+        with tempfile.TemporaryDirectory() as tmp:  # what `record add` reads first
+            path = Path(tmp) / "input.json"
+            path.write_bytes(data)
+            expect_documented(lambda: vault.detect_type(path, None))
+            expect_documented(lambda: vault.detect_type(path, "fhir"))
 
     run()
 
