@@ -83,6 +83,13 @@ def loads(
     """
     if len(data) > max_bytes:
         raise JsonInputError(f"{what} is too large ({len(data)} bytes, at most {max_bytes})")
+    if isinstance(data, bytes | bytearray):
+        # UTF-8 only (a leading BOM is let through, as json.loads does); json.loads would
+        # also guess UTF-16 and UTF-32, which no healthwallet format uses.
+        try:
+            data = bytes(data).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise JsonInputError(f"{what} is not UTF-8 text") from None
     kwargs.setdefault("parse_constant", _no_constant)
     if "object_hook" not in kwargs:
         kwargs.setdefault("object_pairs_hook", _unique_members)
@@ -93,8 +100,6 @@ def loads(
             raise JsonInputError(f"{what} is not acceptable JSON: {exc.message}") from None
         except RecursionError:
             raise JsonInputError(f"{what} is JSON nested too deeply") from None
-        except UnicodeDecodeError:
-            raise JsonInputError(f"{what} is not UTF-8 text") from None
         except ValueError as exc:
             raise JsonInputError(f"{what} is not valid JSON ({_position(exc)})") from None
 
