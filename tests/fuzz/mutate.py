@@ -67,14 +67,22 @@ def _paths(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
             yield from _paths(inner, (*path, index))
 
 
+# Values a signer accepts in place of any member (no new JSON-LD terms): for signed mutations.
+SIGNABLE_SWAPS = st.sampled_from([1, -1, 1.5, None, True, "", "x", "9" * 400, "2026-13-45"]).map(
+    copy.deepcopy
+) | st.lists(st.integers() | st.text(max_size=5), max_size=3)
+
+
 @st.composite
-def mutated_json(draw: st.DrawFn, document: Any) -> Any:
+def mutated_json(
+    draw: st.DrawFn, document: Any, swaps: st.SearchStrategy[Any] = TYPE_SWAPS
+) -> Any:
     """``document`` with one to three members deleted, type-swapped, wrapped or added to."""
     doc = json.loads(json.dumps(document))
     for _ in range(draw(st.integers(1, 3))):
         paths = [p for p in _paths(doc) if p]
         if not paths:
-            return draw(TYPE_SWAPS)
+            return draw(swaps)
         # JSON-LD contexts are large and refused early as a whole: aim mostly at the claims.
         claims = [p for p in paths if "@context" not in p]
         path = draw(st.sampled_from(claims if claims and draw(st.integers(0, 4)) else paths))
@@ -86,15 +94,15 @@ def mutated_json(draw: st.DrawFn, document: Any) -> Any:
         if op == "delete":
             del parent[key]
         elif op == "swap":
-            parent[key] = draw(TYPE_SWAPS)
+            parent[key] = draw(swaps)
         elif op == "wrap":
             parent[key] = [parent[key]]
         elif isinstance(parent[key], list):
-            parent[key].append(draw(TYPE_SWAPS))
-        elif isinstance(parent[key], dict):
-            parent[key][draw(st.text(max_size=8))] = draw(TYPE_SWAPS)
+            parent[key].append(draw(swaps))
+        elif isinstance(parent[key], dict) and swaps is TYPE_SWAPS:
+            parent[key][draw(st.text(max_size=8))] = draw(swaps)
         else:
-            parent[key] = draw(TYPE_SWAPS)
+            parent[key] = draw(swaps)
     return doc
 
 

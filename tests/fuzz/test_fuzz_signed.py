@@ -22,7 +22,7 @@ from healthwallet.errors import HealthWalletError
 from healthwallet.keys import Identity
 
 from .conftest import Corpus, examples
-from .mutate import expect_documented, frame, mutated_json, split_framed
+from .mutate import SIGNABLE_SWAPS, expect_documented, frame, mutated_json, split_framed
 
 ATTACKER = Identity(hashlib.sha256(b"fuzz attacker").digest())
 GRANT_MAGIC = b"healthwallet-grant/v1\n"
@@ -52,7 +52,7 @@ def test_fuzz_self_signed_status_list(corpus: Corpus) -> None:
              "statusPurpose": "revocation", "statusListCredential": list_url}
 
     @settings(max_examples=examples(20))
-    @given(mutated_json(base), st.sampled_from(["ldp", "jwt"]))
+    @given(mutated_json(base, SIGNABLE_SWAPS), st.sampled_from(["ldp", "jwt"]))
     def run(document: Any, fmt: str) -> None:
         signed = sign(document, fmt)
         if signed is not None:
@@ -66,7 +66,7 @@ def test_fuzz_self_signed_grant(corpus: Corpus) -> None:
     base = unsigned(header["credential"])
 
     @settings(max_examples=examples(20))
-    @given(mutated_json(base), st.sampled_from(["ldp", "jwt"]))
+    @given(mutated_json(base, SIGNABLE_SWAPS), st.sampled_from(["ldp", "jwt"]))
     def run(credential: Any, fmt: str) -> None:
         signed = sign(credential, fmt)
         if signed is None:
