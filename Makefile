@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 NODE_STAMP := tests/node/node_modules/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ typecheck: $(STAMP)
 
 test: $(STAMP) $(NODE_STAMP) lint typecheck
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# The fuzz suite also runs in `make test` (HYPOTHESIS_PROFILE=ci, derandomized); this is the
+# long, randomized run. FUZZ_SCALE multiplies its example counts further.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(VENV)/bin/pytest -q -p no:cacheprovider tests/fuzz --hypothesis-show-statistics
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import jsonutil
 from .errors import (
     BadInputError,
     InternalError,
@@ -375,7 +376,7 @@ class AnchorStore:
         ).fetchall()
         for batch_id, receipt_text in rows:
             try:
-                receipt = Receipt.from_json(json.loads(receipt_text))
+                receipt = Receipt.from_json(jsonutil.loads(receipt_text))
                 result = ledger.lookup(receipt)
             except NetworkError as exc:
                 return f"confirmations not refreshed: {exc.message}"
@@ -410,7 +411,7 @@ class AnchorStore:
             raise NotFoundError(f"record {record_id} has no anchor", "run `healthwallet anchor`")
         commitment, leaf_index, path_blob, root, size, ledger, receipt_text, anchored_at = row[:8]
         try:
-            receipt_json: Any = json.loads(receipt_text)
+            receipt_json: Any = jsonutil.loads(receipt_text)
         except (TypeError, ValueError):
             receipt_json = None
         path = (

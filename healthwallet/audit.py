@@ -181,7 +181,7 @@ class AuditLog:
                 seq, prev = 1, GENESIS
             else:
                 try:
-                    previous = json.loads(last)
+                    previous = jsonutil.loads(last)
                     seq, prev = int(previous["seq"]) + 1, str(previous["hash"])
                 except (ValueError, KeyError, TypeError):
                     raise BadInputError(

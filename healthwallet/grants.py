@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypedDict, cast
 
-from . import didweb, keys, statuslist, stream
+from . import didweb, jsonutil, keys, statuslist, stream
 from . import envelope as env
 from .contexts import GRANT_CONTEXT
 from .credentials import Format, ProofResult, issue_credential, verify_proof
@@ -270,8 +270,8 @@ def check_credential_frame(
         {"proof"},
         f"{what} credential",
     )
-    types = credential["type"]
-    if not isinstance(types, list) or sorted(types) != sorted(["VerifiableCredential", vc_type]):
+    types = jsonutil.items_of(credential["type"], str, f"{what} credential type")
+    if sorted(types) != sorted(["VerifiableCredential", vc_type]):
         raise BadInputError(f"credential is not a {vc_type}")
     credential_id = credential["id"]
     if not isinstance(credential_id, str) or not _UUID_URN_RE.match(credential_id):

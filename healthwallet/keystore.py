@@ -21,8 +21,8 @@ from typing import Any, Literal, Protocol
 
 from nacl import pwhash
 
-from . import limits
-from .errors import KeystoreError, UsageError, VerificationError
+from . import jsonutil, limits
+from .errors import BadInputError, KeystoreError, UsageError, VerificationError
 from .keys import SEED_BYTES
 from .safewrite import atomic_write_bytes
 from .stream import RandomBytes, open_bytes, seal_bytes
@@ -105,12 +105,12 @@ def seal_seed_file(seed: bytes, passphrase: str, random_bytes: RandomBytes = os.
 def open_seed_file(blob: bytes, passphrase: str) -> bytes:
     """The seed inside a file keystore; KeystoreError on a wrong passphrase or a bad file."""
     try:
-        body = json.loads(blob)
+        body = jsonutil.load_object(blob, "the keystore file", max_bytes=jsonutil.SMALL_FILE_BYTES)
         header = {k: body[k] for k in ("format", "kdf", "opslimit", "memlimit", "salt")}
         salt = bytes.fromhex(header["salt"])
         sealed = bytes.fromhex(body["sealed"])
         raw_cost = header["opslimit"], header["memlimit"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, BadInputError):
         raise KeystoreError(
             "the keystore file is damaged", "restore it from a backup or your recovery phrase"
         ) from None

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import keys
+from . import jsonutil, keys
 from .errors import KeystoreError, NotFoundError, UsageError, VerificationError
 from .fsutil import LOCK_FILE, exclusive_lock, fsync_dir
 from .keys import Identity
@@ -151,7 +151,7 @@ def _seal_retired(
 def read_retired(path: Path, owner: Identity) -> list[dict[str, str]]:
     """Entries ``{"did", "seed" (hex), "retired"}`` of a retired-keys file; [] when missing."""
     try:
-        body = json.loads(path.read_bytes())
+        body = jsonutil.loads(path.read_bytes())
         header = {"format": body["format"], "owner": body["owner"]}
         sealed = bytes.fromhex(body["sealed"])
     except FileNotFoundError:
@@ -169,7 +169,7 @@ def read_retired(path: Path, owner: Identity) -> list[dict[str, str]]:
             "the retired keys file belongs to another identity", "restore the wallet from a backup"
         )
     try:
-        entries = json.loads(open_bytes(_retired_key(owner), sealed, _canonical(header)))
+        entries = jsonutil.loads(open_bytes(_retired_key(owner), sealed, _canonical(header)))
         for entry in entries:
             if Identity(bytes.fromhex(entry["seed"])).did != entry["did"]:
                 raise ValueError("seed and DID disagree")
@@ -208,7 +208,7 @@ def rotation_in_progress(home: Path) -> bool:
 
 def _read_marker(home: Path) -> dict[str, Any]:
     try:
-        marker = json.loads((home / ROTATION_FILE).read_bytes())
+        marker = jsonutil.loads((home / ROTATION_FILE).read_bytes())
         if marker["format"] != MARKER_FORMAT:
             raise ValueError("unknown format")
         str(marker["old_did"]), str(marker["new_did"]), dict(marker["statement"])

@@ -73,13 +73,27 @@ _CHECKS: dict[str, Callable[[str, str], None]] = {
 }
 
 
-def check_setting(key: str, value: str) -> None:
+# Checks that depend on this machine (an installed plugin, an existing file) run when a value
+# is set; a stored value that no longer passes them is left for the command that uses it.
+_SET_ONLY = frozenset({"ledger", "ethereum.key-file"})
+
+
+def check_setting(key: str, value: str, *, stored: bool = False) -> None:
     """Raise UsageError unless ``value`` is one ``key`` can use; an empty value resets a
-    setting to its default and is always allowed (except where the default is required)."""
+    setting to its default and is always allowed (except where the default is required).
+    ``stored``: the value was read from config.json rather than given to `config set`."""
     if len(value) > _MAX_VALUE:
         raise UsageError(f"the value of {key} is too long", f"at most {_MAX_VALUE} characters")
     if value == "" and key not in ("ledger", "max-expiry-days", "ethereum.confirmations"):
         return
+    if stored and key in _SET_ONLY:
+        return
     check = _CHECKS.get(key)
     if check is not None:
         check(key, value)
+
+
+def int_setting(config: dict[str, str], key: str, default: int) -> int:
+    """A whole-number setting of a config that ``read_config`` checked (``default`` if empty)."""
+    value = config.get(key, "")
+    return int(value) if value.isascii() and value.isdigit() else default

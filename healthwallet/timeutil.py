@@ -26,7 +26,10 @@ def parse_duration(text: str) -> timedelta | None:
     match = _DURATION.match(text)
     if match is None:
         return None
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        raise UsageError(f"the duration {text.strip()} is too long", "give e.g. 7d") from None
 
 
 def parse_instant(text: str, what: str = "a time") -> datetime:
@@ -64,17 +67,23 @@ def parse_expiry(text: str, now: datetime, max_days: int, zone: tzinfo | None = 
     Refuses (UsageError) an expiry that is not in the future or is more than ``max_days`` away.
     """
     duration = parse_duration(text)
-    if duration is not None:
-        expires = now + duration
-    elif is_date_only(text):
-        expires = end_of_day(text, zone)
-    else:
-        expires = parse_instant(text, "--expires")
-    if expires <= now:
+    try:
+        if duration is not None:
+            expires = now + duration
+        elif is_date_only(text):
+            expires = end_of_day(text, zone)
+        else:
+            expires = parse_instant(text, "--expires")
+        too_far = expires - now > timedelta(days=max_days)
+    except OverflowError:
+        too_far, expires = True, now
+    if not too_far and expires <= now:
         raise UsageError("the expiry is not in the future", "give e.g. --expires 7d")
-    if expires - now > timedelta(days=max_days):
+    if too_far:
         raise UsageError(
             f"the expiry is more than {max_days} days away",
             "choose a shorter expiry, or raise `max-expiry-days` with `healthwallet config set`",
         )
+    if expires <= now:
+        raise UsageError("the expiry is not in the future", "give e.g. --expires 7d")
     return expires

@@ -7,8 +7,9 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from . import jsonutil
 from .errors import HealthWalletError, NotFoundError, UsageError
 from .fsutil import ensure_private_dir, refuse_links_in_home
 from .keys import Identity
@@ -78,13 +79,22 @@ class WalletInfo:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+_WALLET_HINT = "restore the wallet from a backup"
+
+
+class _DamagedWallet(UsageError):
+    """wallet.json is there but is not what healthwallet writes."""
+
+    default_hint = _WALLET_HINT
+
+
 def wallet_exists(home: Path) -> bool:
     """True when ``home`` holds a wallet."""
     return (home / WALLET_FILE).exists()
 
 
 def read_info(home: Path) -> WalletInfo:
-    """Read wallet.json; NotFoundError when there is no wallet here."""
+    """Read wallet.json; NotFoundError when there is no wallet here, UsageError if damaged."""
     path = home / WALLET_FILE
     refuse_links_in_home(home)
     # Every command that opens the wallet removes temp files a killed writer left in the home.
@@ -92,22 +102,31 @@ def read_info(home: Path) -> WalletInfo:
         OutputDir(home, what="the wallet home").close()
     sweep_journal(home / JOURNAL_DIR)  # and what killed sessions left where they wrote
     try:
-        raw = json.loads(path.read_bytes())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise NotFoundError(
             f"no wallet in {home}",
             "create one with `healthwallet init`, or point --home (or $HEALTHWALLET_HOME) at yours",
         ) from None
-    except (OSError, ValueError):
-        raise UsageError("the wallet file is damaged", "restore the wallet from a backup") from None
+    except OSError:
+        raise UsageError("the wallet file is damaged", _WALLET_HINT) from None
+    raw = jsonutil.load_object(
+        data, "the wallet file", max_bytes=jsonutil.SMALL_FILE_BYTES, error=_DamagedWallet
+    )
     if raw.get("format") != WALLET_FORMAT:
         raise UsageError("the wallet has an unknown format", "upgrade healthwallet")
+    keystore = jsonutil.text(raw, "keystore", "the wallet file", _DamagedWallet)
+    if keystore not in ("keyring", "file"):
+        raise _DamagedWallet("the wallet file names an unknown keystore")
+    history = jsonutil.items_of(
+        raw.get("history", []), dict, "the wallet file history", _DamagedWallet
+    )
     return WalletInfo(
-        did=raw["did"],
-        keystore=raw["keystore"],
-        wallet_id=raw["wallet_id"],
-        created=raw["created"],
-        history=list(raw.get("history", [])),
+        did=jsonutil.text(raw, "did", "the wallet file", _DamagedWallet),
+        keystore=cast(KeystoreKind, keystore),
+        wallet_id=jsonutil.text(raw, "wallet_id", "the wallet file", _DamagedWallet),
+        created=jsonutil.text(raw, "created", "the wallet file", _DamagedWallet),
+        history=history,
     )
 
 
@@ -142,15 +161,37 @@ class Wallet:
 
 
 def read_config(home: Path) -> dict[str, str]:
-    """All settings, defaults filled in."""
+    """All settings, defaults filled in; UsageError when config.json is not what we write."""
     config = dict(CONFIG_DEFAULTS)
-    try:
-        config.update(json.loads((home / CONFIG_FILE).read_bytes()))
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError):
-        raise UsageError("the config file is damaged", "fix or remove config.json") from None
+    for key, value in _stored_config(home).items():
+        if not isinstance(value, str):
+            raise _DamagedConfig(f"the config file: {key} is not a string")
+        if key not in CONFIG_DEFAULTS and not _is_plugin_setting(key):
+            raise _DamagedConfig("the config file holds an unknown setting")
+        try:
+            check_setting(key, value, stored=True)
+        except UsageError as exc:
+            raise _DamagedConfig(f"the config file: {exc.message}") from None
+        config[key] = value
     return config
+
+
+def _stored_config(home: Path) -> dict[str, Any]:
+    try:
+        data = (home / CONFIG_FILE).read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError:
+        raise _DamagedConfig("the config file cannot be read") from None
+    return jsonutil.load_object(
+        data, "the config file", max_bytes=jsonutil.SMALL_FILE_BYTES, error=_DamagedConfig
+    )
+
+
+class _DamagedConfig(UsageError):
+    """config.json is not what `config set` writes."""
+
+    default_hint = "fix it with `healthwallet config set`, or remove config.json"
 
 
 def _is_plugin_setting(key: str) -> bool:
@@ -160,20 +201,14 @@ def _is_plugin_setting(key: str) -> bool:
 
 
 def set_config(home: Path, key: str, value: str) -> dict[str, str]:
-    """Change one setting; UsageError for an unknown key."""
+    """Change one setting; UsageError for an unknown key or a value that does not fit it."""
     if key not in CONFIG_DEFAULTS and not _is_plugin_setting(key):
         raise UsageError(
             f"unknown setting {key!r}", "known settings: " + ", ".join(sorted(CONFIG_DEFAULTS))
         )
     check_setting(key, value)
     ensure_private_dir(home, symlinks="owned")
-    stored: dict[str, str] = {}
-    try:
-        stored = json.loads((home / CONFIG_FILE).read_bytes())
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError):
-        raise UsageError("the config file is damaged", "fix or remove config.json") from None
+    stored = _stored_config(home)
     stored[key] = value
     atomic_write_bytes(home / CONFIG_FILE, (json.dumps(stored, indent=2) + "\n").encode(), "config")
     return read_config(home)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import traceback
 from pathlib import Path
@@ -178,6 +179,19 @@ def run_app(argv: list[str]) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except sqlite3.DatabaseError as exc:
+        if STATE.debug:
+            traceback.print_exc()
+        if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+            return _internal(exc, as_json)  # our misuse of the API, not the file's fault
+        # An index, registry or log in the wallet home that is damaged, truncated, missing
+        # its tables or locked past the timeout: the home's bytes are input like any other.
+        return report_error(
+            f"a database in the wallet home is damaged or unreadable ({type(exc).__name__})",
+            "run `healthwallet doctor`; restore the wallet from a backup if it is damaged",
+            EXIT_USAGE,
+            as_json,
+        )
     except typer.TyperException as exc:
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
@@ -188,11 +202,15 @@ def run_app(argv: list[str]) -> int:
     except Exception as exc:
         if STATE.debug:
             _print_trace()
-        return report_error(
-            f"internal error ({type(exc).__name__})",
-            "run again with --debug and report the trace (it holds no record content)",
-            EXIT_INTERNAL,
-            as_json,
-        )
+        return _internal(exc, as_json)
     finally:
         _common.STATE.passphrase_file = None
+
+
+def _internal(exc: Exception, as_json: bool) -> int:
+    return report_error(
+        f"internal error ({type(exc).__name__})",
+        "run again with --debug and report the trace (it holds no record content)",
+        EXIT_INTERNAL,
+        as_json,
+    )

@@ -246,12 +246,8 @@ def load_policy(name_or_path: str | os.PathLike[str]) -> Policy:
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInputError("the policy file cannot be read as UTF-8 text") from exc
-    try:
-        document = jsonutil.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadInputError(f"the policy file is not JSON (line {exc.lineno})") from exc
-    except ValueError as exc:
-        raise BadInputError("the policy file is not usable JSON (nested too deeply)") from exc
+    # A JsonInputError (exit 2) names the policy file and the line, or why it is refused.
+    document = jsonutil.loads(text, what="the policy file")
     from healthwallet.deid import _msconfig  # Microsoft anonymizer configurations
 
     if _msconfig.is_ms_config(document):

@@ -100,7 +100,8 @@ def _title(resource: Mapping[str, Any]) -> str:
 def _resources(resource: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     """The resources a record holds: a Bundle's entries, or the resource itself."""
     if resource.get("resourceType") == "Bundle":
-        for entry in resource.get("entry") or []:
+        entries = resource.get("entry")
+        for entry in entries if isinstance(entries, list) else []:
             inner = entry.get("resource") if isinstance(entry, Mapping) else None
             if isinstance(inner, Mapping) and isinstance(inner.get("resourceType"), str):
                 yield inner
@@ -143,7 +144,7 @@ def _value(resource: Mapping[str, Any]) -> str:
             return "yes" if value else "no"
     components = [
         f"{_concept(c.get('code'))} {_quantity(c.get('valueQuantity'))}".strip()
-        for c in resource.get("component") or []
+        for c in (resource.get("component") if isinstance(resource.get("component"), list) else [])
         if isinstance(c, Mapping)
     ]
     return ", ".join(c for c in components if c)

@@ -76,3 +76,15 @@ def test_record_show_summary_renders_fhir_and_refuses_other_types(records: Cli) 
     assert machine["lines"][0] == "Bundle (collection), 3 resources"
     pdf = records("record", "show", ids["scan.pdf"], "--summary")
     assert pdf.code == 2 and "is not FHIR" in pdf.err
+
+
+@pytest.mark.parametrize("hostile", [
+    {"resourceType": "Bundle", "type": "collection", "entry": 5},
+    {"resourceType": "Observation", "status": 3, "code": [1, {"coding": "x"}], "component": 7,
+     "valueQuantity": {"value": "13", "unit": ["g"]}, "effectiveDateTime": 2026},
+    {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "gender": {}}}]},
+])
+def test_type_confused_fhir_is_summarised_not_crashed(hostile: dict) -> None:
+    found = synopsis(hostile)
+    assert isinstance(found.resource_counts, dict)
+    assert all(isinstance(text, str) for text in describe(hostile))
