@@ -15,6 +15,18 @@ wallet there is the same). The research wallet is a file keystore created with t
 cost (HEALTHWALLET_TEST_INSECURE_KDF with PYTEST_CURRENT_TEST set), so Argon2id's 256 MiB does
 not hide ingest's own memory in the peak RSS figure.
 
+Measured 2026-12-04 on the 2-core dev machine (shared with other jobs), CLI baseline (one
+share: start-up, unlock, ingest) 1.4 s and 149 MiB:
+
+  patients   ms/share   peak RSS   growth from previous size (10x patients)
+  100        35.2       174 MiB
+  1,000      33.4       198 MiB    time/share 0.95x, peak RSS 1.14x
+  10,000     28.2       247 MiB    time/share 0.85x, peak RSS 1.24x (DuckDB filling its 64 MB cap)
+  32 MiB share (60,597 resources)   19 s, peak 214 MiB (65 MiB over baseline; was ~630 MB)
+  256 MiB share (484,825 resources) 98 s, peak 236 MiB (87 MiB over baseline)
+
+Most of the time per share is verifying the consent and its status list (didkit).
+
 Run:  .venv/bin/python benchmarks/bench_ingest.py [--sizes 100,1000,10000] [--big 32,256]
                                                   [--jobs 2] [--cache /tmp/hw-bench-ingest]
 Prints JSON.
