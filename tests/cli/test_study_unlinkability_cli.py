@@ -26,6 +26,13 @@ from healthwallet.keys import Identity
 from healthwallet.wallet import open_wallet
 
 STUDIES = ("NCT00000001", "urn:study:cardio-2026")
+
+try:  # the lists are served on 127.0.0.1: in-process verifiers opt in, as allow-local-urls does
+    from healthwallet.httpfetch import Fetcher  # type: ignore[attr-defined]
+
+    LOCAL_LISTS: dict[str, Any] = {"transport": Fetcher(allow_local=True)}
+except ImportError:  # before the guarded fetcher, loopback lists were read as they are
+    LOCAL_LISTS = {}
 PATIENTS = 4
 
 
@@ -81,6 +88,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, www: tuple[Path, str]) -> di
 
     research = wallet("research")
     research_did = research.ok("id").out.strip()
+    # the lists are on 127.0.0.1 (a setting only where the guarded fetcher refuses loopback)
+    research("config", "set", "allow-local-urls", "true")
     rng = random.Random(1010)
     people = [make_patient(rng) for _ in range(PATIENTS)]
 
@@ -167,7 +176,8 @@ def test_consent_is_signed_by_the_per_study_identity_and_revoke_still_withdraws_
     share_ids = {}
     for study in STUDIES:
         with patient["files"][study].open("rb") as handle:
-            opened = shares.open_share(handle, research, study=study)
+            lists = shares.StatusLists(**LOCAL_LISTS)
+            opened = shares.open_share(handle, research, study=study, status=lists)
         assert opened.claims.issuer == studyid.study_identity(identity, study).did
         share_ids[study] = opened.claims.id
 
@@ -177,7 +187,9 @@ def test_consent_is_signed_by_the_per_study_identity_and_revoke_still_withdraws_
     verdicts = {}
     for study in STUDIES:
         with patient["files"][study].open("rb") as handle:
-            verdicts[study] = shares.verify_share(handle, recipient_did=research.did)
+            verdicts[study] = shares.verify_share(
+                handle, recipient_did=research.did, status=shares.StatusLists(**LOCAL_LISTS)
+            )
     assert verdicts[STUDIES[0]].to_json()["reason"] == "withdrawn"
     assert verdicts[STUDIES[1]].valid  # a withdrawal for one study leaves the other alone
     listed = {g["grant_id"]: g["status"] for g in cli.ok("grants", "--json").json()["grants"]}
