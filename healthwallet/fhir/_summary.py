@@ -142,9 +142,10 @@ def _value(resource: Mapping[str, Any]) -> str:
             return _text(str(value))
         if isinstance(value, bool):
             return "yes" if value else "no"
+    parts = resource.get("component")
     components = [
         f"{_concept(c.get('code'))} {_quantity(c.get('valueQuantity'))}".strip()
-        for c in (resource.get("component") if isinstance(resource.get("component"), list) else [])
+        for c in (parts if isinstance(parts, list) else [])
         if isinstance(c, Mapping)
     ]
     return ", ".join(c for c in components if c)
