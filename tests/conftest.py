@@ -29,12 +29,23 @@ os.environ["HEALTHWALLET_TEST_INSECURE_KDF"] = "1"
 repo_guard.install()
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when any test read a path beside the checkout (see tests/repo_guard.py)."""
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop when collecting the tests read a path beside the checkout (module-level vectors)."""
     if repo_guard.outside_reads:
-        listing = "\n  ".join(sorted(set(repo_guard.outside_reads)))
-        print(f"\nERROR: tests read outside the repository:\n  {listing}", file=sys.stderr)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        listing = "; ".join(sorted(set(repo_guard.outside_reads)))
+        raise pytest.UsageError(f"tests read outside the repository while collecting: {listing}")
+
+
+@pytest.fixture(autouse=True)
+def _reads_stay_in_the_repository() -> Iterator[None]:
+    """Fail the test that read a path beside the checkout (see tests/repo_guard.py); a fixture
+    rather than a session hook, so it also holds when tests run in parallel workers."""
+    before = len(repo_guard.outside_reads)
+    yield
+    new = repo_guard.outside_reads[before:]
+    if new:
+        del repo_guard.outside_reads[before:]
+        pytest.fail("the test read outside the repository: " + "; ".join(sorted(set(new))))
 
 
 def require(condition: bool, what: str) -> None:
