@@ -32,8 +32,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# One worker per core; a test file stays on one worker, so its module fixtures are built once.
 test: $(STAMP) $(NODE_STAMP) lint typecheck
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto --dist loadfile
 
 # The fuzz suite also runs in `make test` (HYPOTHESIS_PROFILE=ci, derandomized); this is the
 # long, randomized run. FUZZ_SCALE multiplies its example counts further.

@@ -205,6 +205,7 @@ def test_type_confused_share_is_rejected_not_internal_error(
     research = patient.ok("--home", tmp_path / "research", "init", "--keystore", "file",
                           "--json").json()["did"]
     share = tmp_path / "s.hwshare"
+    patient.ok("config", "set", "status-url", "https://status.invalid/hw/")  # hostable, unused
     patient.ok("share", research, "--study", "S1", "--type", "fhir", "--out", share)
     forged = tmp_path / "forged.hwshare"
     forged.write_bytes(reframe_bytes(share.read_bytes(), b"healthwallet-share/v1\n",

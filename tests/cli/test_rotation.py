@@ -410,6 +410,7 @@ def test_research_pseudonyms_survive_a_key_rotation(wallet: Cli, tmp_path: Path)
     research = typing_status_lists(Cli(tmp_path / "research", dict(base_env(tmp_path),
                    HEALTHWALLET_HOME=str(tmp_path / "research"), HEALTHWALLET_PASSPHRASE="research group passphrase")))
     research.ok("init", "--keystore", "file")
+    research.ok("config", "set", "allow-local-urls", "true")  # the lists are on 127.0.0.1
     group = research.ok("id").out.strip()
     patient = tmp_path / "patient.json"
     patient.write_text(json.dumps({"resourceType": "Patient", "id": "p-original-id",

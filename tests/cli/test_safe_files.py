@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Cli, base_env
+from local_status import status_path, typing_status_lists
 
 SCAN = b"%PDF-1.7\n" + b"knee scan of the patient\n" * 4000
 
@@ -29,7 +30,7 @@ def pair(tmp_path: Path) -> dict[str, Cli]:
         env = base_env(tmp_path)
         env["HEALTHWALLET_HOME"] = str(tmp_path / name)
         env["HEALTHWALLET_PASSPHRASE"] = f"{name} passphrase"
-        out[name] = Cli(tmp_path / name, env)
+        out[name] = typing_status_lists(Cli(tmp_path / name, env))
         out[name].ok("init", "--keystore", "file")
     scan = tmp_path / "knee.pdf"
     scan.write_bytes(SCAN)
@@ -277,7 +278,9 @@ def test_interrupted_open_leaves_no_plaintext_past_any_next_command(
     slow = tmp_path / "slow.hwgrant"
     os.mkfifo(slow)  # a slow pipe: the first records arrive, the rest never does
     out = tmp_path / "opened"
-    proc = _spawn(doctor, "open", slow, "--out", out)
+    listed = status_path(grant)  # a file:// list is read only from a path the user types
+    assert listed is not None
+    proc = _spawn(doctor, "open", slow, "--out", out, "--status-list", listed)
     with open(slow, "wb") as pipe:
         pipe.write(grant[: len(grant) - 1_000_000])
         pipe.flush()

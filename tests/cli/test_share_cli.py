@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import Cli, new_wallet, serving
 from leaks import container_text, leaked
-from local_status import local_lists, status_path, typing_status_lists
+from local_status import local_lists, typing_status_lists
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deid"))
 from synth import SynthPatient, make_patient
@@ -458,8 +458,8 @@ def test_share_to_stdout(world: dict[str, Any]) -> None:
     )
     assert proc.returncode == 0 and b"shared urn:uuid:" in proc.stderr
     assert proc.stdout.startswith(b"healthwallet-share/v1\n")
-    # as the group types it, with local URLs allowed (the lists are on 127.0.0.1)
-    listed = shares.StatusLists([str(status_path(proc.stdout))], transport=LOCAL_FETCHER)
+    # the consent's list is hosted on 127.0.0.1: fetched with local URLs allowed
+    listed = shares.StatusLists(transport=LOCAL_FETCHER)
     opened = shares.open_share(
         io.BytesIO(proc.stdout), identity_of(world["research"]), status=listed
     )

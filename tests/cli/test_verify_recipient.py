@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Cli, fhir_bundle
+from local_status import typing_status_lists
 
 
 @pytest.fixture
@@ -19,7 +20,9 @@ def grant(tmp_path: Path, wallet: Cli) -> tuple[Path, str, Cli]:
     doctor_did = doctor.ok("id").out.strip()
     grant_file = tmp_path / "g.hwgrant"
     wallet.ok("grant", doctor_did, "--tag", "t", "--expires", "7d", "--out", grant_file)
-    nobody = Cli(tmp_path / "nobody", dict(wallet.env, HEALTHWALLET_HOME=str(tmp_path / "nobody")))
+    nobody = typing_status_lists(
+        Cli(tmp_path / "nobody", dict(wallet.env, HEALTHWALLET_HOME=str(tmp_path / "nobody")))
+    )
     return grant_file, doctor_did, nobody
 
 

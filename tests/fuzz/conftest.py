@@ -56,6 +56,7 @@ class Corpus:
     backup: bytes
     status_list: bytes
     status_list_path: Path
+    share_status_list_path: Path  # the consent's per-study list
     did_document: bytes
     wallet_json: bytes
     config_json: bytes
@@ -85,9 +86,12 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     for fmt in ("ldp", "jwt"):
         patient.ok("grant", dids["doctor"], "--type", "fhir", "--expires", "300d",
                    "--format", fmt, "--out", root / f"grant-{fmt}.hwgrant")
+    # A consent needs a hostable status location; the list is handed to ingest by path.
+    patient.ok("config", "set", "status-url", "https://status.invalid/hw/")
     patient.ok("share", dids["research"], "--study", "S1", "--type", "fhir",
                "--expires", "300d", "--out", root / "s.hwshare")
     patient.ok("status", "publish", "--out", root / "status")
+    share_list = next(p for p in sorted((root / "status").glob("*.json")) if p.name != "1.json")
     patient.ok("backup", "--out", root / "b.hwbackup", "--passphrase")
     doctor.ok("config", "set", "did-web", "did:web:clinic.example:staff:lee")
     did_document = doctor.ok("id", "--did-document").out.encode()
@@ -100,6 +104,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
         backup=(root / "b.hwbackup").read_bytes(),
         status_list=(root / "status" / "1.json").read_bytes(),
         status_list_path=root / "status" / "1.json",
+        share_status_list_path=share_list,
         did_document=did_document,
         wallet_json=(root / "patient" / "wallet.json").read_bytes(),
         config_json=(root / "patient" / "config.json").read_bytes(),

@@ -67,7 +67,7 @@ def test_fuzz_cli_damaged_files(corpus: Corpus) -> None:
                     corpus.status_list_path)
             elif kind == "share":
                 run(corpus.research, "research", "ingest", path, "--k", "1", "--status-list",
-                    corpus.status_list_path, "--out", Path(tmp) / "out")
+                    corpus.share_status_list_path, "--out", Path(tmp) / "out")
             elif kind == "backup":
                 run(corpus.research, "--home", Path(tmp) / "restored", "restore", path,
                     "--keystore", "file", "--json")

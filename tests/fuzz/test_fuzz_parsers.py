@@ -30,6 +30,7 @@ from healthwallet import (
 from healthwallet.backup import BackupKey
 from healthwallet.deid import load_policy
 from healthwallet.keys import Identity
+from healthwallet.settings import int_setting
 from healthwallet.shares import StatusLists, prepare_dataset, pseudonym_keys
 
 from .conftest import BACKUP_PASSPHRASE, PASSPHRASE, Corpus, examples
@@ -58,7 +59,7 @@ def test_fuzz_grant_file_verify(corpus: Corpus) -> None:
 
 
 def test_fuzz_share_file_verify(corpus: Corpus) -> None:
-    lists = StatusLists([str(corpus.status_list_path)])
+    lists = StatusLists([str(corpus.share_status_list_path)])
 
     @settings(max_examples=examples(100))
     @given(framed_file(corpus.share, SHARE_MAGIC))
@@ -154,7 +155,7 @@ def test_fuzz_config_and_wallet_files(corpus: Corpus) -> None:
                 config = expect_documented(lambda: wallet.read_config(home))
                 if config is not None:  # what was accepted must be usable as documented
                     for key in ("max-expiry-days", "clock-skew-seconds"):
-                        wallet.int_setting(config, key, 0)
+                        int_setting(config, key, 0)
                 expect_documented(lambda: wallet.set_config(home, "ledger", "local"))
             else:
                 expect_documented(lambda: wallet.read_info(home))
