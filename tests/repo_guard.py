@@ -23,6 +23,13 @@ _EVENTS = frozenset({"open", "os.listdir", "os.scandir"})
 outside_reads: list[str] = []
 
 
+# When the checkout itself sits in the temporary folder (a CI clone in /tmp), its siblings
+# include every test's temporary directory: those are told apart by the names Python and
+# pytest give them.
+_TMP_IS_PARENT = os.path.realpath(_PARENT) + os.sep == _TMP_PREFIX
+_TEMP_NAMES = ("pytest-of-", "tmp", "hw-", "pymp-", ".")
+
+
 def leaves_repository(path: str) -> bool:
     """Whether `path` names a sibling of the checkout (in its parent folder, outside it)."""
     if ROOT.parent == Path(ROOT.anchor):
@@ -32,6 +39,9 @@ def leaves_repository(path: str) -> bool:
         return False
     if full.startswith(_ROOT_PREFIX) or full == str(ROOT):
         return False
+    if _TMP_IS_PARENT:
+        first = full[len(_PARENT) + 1 :].split(os.sep, 1)[0]
+        return not first.startswith(_TEMP_NAMES)
     return not os.path.realpath(full).startswith(_TMP_PREFIX)
 
 
