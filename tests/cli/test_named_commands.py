@@ -81,6 +81,15 @@ _WORD_ARGUMENTS = {"key", "name", "value", "ledger", "study", "kind", "setting",
 NAMED = _named_commands()
 
 
+@pytest.fixture(autouse=True)
+def _keep_the_test_runner_dumpable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests run the CLI inside the pytest process: its core-dump hardening must not
+    lower this process's limits (the processes later tests start inherit them)."""
+    from healthwallet import hardening
+
+    monkeypatch.setattr(hardening, "disable_core_dumps", lambda: True)
+
+
 def test_the_collection_finds_the_commands_people_are_told_to_run() -> None:
     assert len(NAMED) > 30
     assert any(line.startswith("record add") for line in NAMED)
