@@ -84,6 +84,4 @@ def parse_expiry(text: str, now: datetime, max_days: int, zone: tzinfo | None = 
             f"the expiry is more than {max_days} days away",
             "choose a shorter expiry, or raise `max-expiry-days` with `healthwallet config set`",
         )
-    if expires <= now:
-        raise UsageError("the expiry is not in the future", "give e.g. --expires 7d")
     return expires
