@@ -1,0 +1,1 @@
+"""The SMART Health Links relay: its wire protocol, HTTP server and link storage."""
