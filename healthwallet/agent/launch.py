@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .client import AgentClient, AgentError
+from .client import AgentClient, AgentError, AgentNotRunningError
 from .wire import READY
 
 START_TIMEOUT_SECONDS = 15.0
@@ -57,11 +57,14 @@ def start_agent(path: Path) -> AgentClient:
 
 
 def connect_or_start(path: Path) -> AgentClient:
-    """The agent at ``path`` if one answers there, else a new one started on it."""
+    """The agent at ``path`` if one answers there, else a new one started on it.
+
+    Only a missing or stale socket starts a new agent; anything refused there (a planted
+    file, a socket or process of another user) is an AgentError, never replaced.
+    """
     client = AgentClient(path)
     try:
         client.status()
         return client
-    except AgentError:
-        pass
-    return start_agent(path)
+    except AgentNotRunningError:
+        return start_agent(path)

@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import hardening
 from . import location, wire
 from .keytable import KeyTable
-from .server import serve
+from .server import FIRST_KEY_SECONDS, serve
 from .wire import READY
 
 
@@ -68,6 +68,9 @@ def main(argv: list[str]) -> int:
     """Run an agent on ``--socket PATH``; prints ``ready`` (or ``refused: why``) on stdout."""
     parser = argparse.ArgumentParser(prog="python -m healthwallet.agent")
     parser.add_argument("--socket", required=True, type=Path)
+    parser.add_argument(
+        "--first-key-seconds", type=float, default=FIRST_KEY_SECONDS, help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     hardening.disable_core_dumps()  # before any key arrives: no core file, no ptrace by peers
     os.umask(0o077)
@@ -83,7 +86,8 @@ def main(argv: list[str]) -> int:
         sys.stdout.buffer.write(READY)
         sys.stdout.flush()
         _detach_stdio()
-        serve(listener, table, os.geteuid())
+        wait = min(max(args.first_key_seconds, 0.1), FIRST_KEY_SECONDS)
+        serve(listener, table, os.geteuid(), wait)
     finally:
         table.close()
         listener.close()

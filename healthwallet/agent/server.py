@@ -62,7 +62,12 @@ def _key_id(request: dict[str, Any]) -> str:
     return value
 
 
-def serve(listener: socket.socket, table: KeyTable, allowed_uid: int) -> None:
+def serve(
+    listener: socket.socket,
+    table: KeyTable,
+    allowed_uid: int,
+    first_key_seconds: float = FIRST_KEY_SECONDS,
+) -> None:
     """Answer requests until every key is forgotten (timeout or `lock`), or none ever came.
 
     A peer whose uid is not ``allowed_uid`` is hung up on before a byte is read; a malformed,
@@ -75,7 +80,7 @@ def serve(listener: socket.socket, table: KeyTable, allowed_uid: int) -> None:
         if deadline is None:
             if table.held_once:
                 return  # every key was forgotten: nothing left to serve
-            deadline = started + FIRST_KEY_SECONDS
+            deadline = started + first_key_seconds
         wait = deadline - table.clock()
         if wait <= 0:
             return
