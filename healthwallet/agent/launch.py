@@ -67,4 +67,9 @@ def connect_or_start(path: Path) -> AgentClient:
         client.status()
         return client
     except AgentNotRunningError:
+        pass
+    try:
         return start_agent(path)
+    except AgentError:
+        client.status()  # another `unlock` may have started one first: use it if it answers
+        return client

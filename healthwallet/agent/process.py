@@ -36,12 +36,16 @@ def bind_socket(path: Path) -> socket.socket:
         listener.bind(os.fspath(temporary))
         os.chmod(temporary, 0o600)
         listener.listen(16)
-        os.rename(temporary, path)  # appears whole, already 0600
+        os.link(temporary, path)  # appears whole, already 0600, and never replaces a rival
+    except FileExistsError:
+        listener.close()
+        raise location.LocationRefused("an agent is already running for this wallet") from None
     except OSError as exc:
         listener.close()
+        raise location.LocationRefused(f"cannot create the socket ({exc.strerror})") from None
+    finally:
         if os.path.lexists(temporary):
             os.unlink(temporary)
-        raise location.LocationRefused(f"cannot create the socket ({exc.strerror})") from None
     return listener
 
 

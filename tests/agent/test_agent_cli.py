@@ -240,3 +240,32 @@ def test_agent_turned_off_by_an_empty_socket_setting(agent_wallet: AgentWallet) 
     assert wallet.bare("record", "list", env=off).code == 4
     refused = wallet.with_passphrase("unlock", env=off)
     assert refused.code == 2 and "the unlock agent is turned off" in refused.err
+
+
+def test_key_rotation_leaves_the_agent_key_stale(agent_wallet: AgentWallet) -> None:
+    wallet = agent_wallet
+    wallet.with_passphrase.ok("unlock")
+    wallet.with_passphrase.ok("key", "rotate")
+    # identity.key has a new salt, so the agent holds no key for it: back to the passphrase.
+    result = wallet.bare("record", "list")
+    assert result.code == 4 and NEEDS_PASSPHRASE in result.err
+    assert wallet.bare("unlock", "--status").code == 4
+    wallet.with_passphrase.ok("unlock")  # the same agent takes the new key
+    assert wallet.bare("record", "list").code == 0
+
+
+def test_two_unlocks_at_once_share_one_agent(agent_wallet: AgentWallet) -> None:
+    import subprocess
+    import sys
+
+    wallet = agent_wallet
+    env = dict(wallet.with_passphrase.env)
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "healthwallet", "unlock"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outcomes = [(proc.wait(timeout=120), proc.communicate()) for proc in procs]
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    assert len(agent_pids(str(wallet.runtime))) == 1
+    assert wallet.bare("record", "list").code == 0
