@@ -12,6 +12,7 @@ A file that asks for less than the moderate cost is refused outside tests.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -102,8 +103,18 @@ def seal_seed_file(seed: bytes, passphrase: str, random_bytes: RandomBytes = os.
     return (json.dumps(body, indent=2) + "\n").encode()
 
 
-def open_seed_file(blob: bytes, passphrase: str) -> bytes:
-    """The seed inside a file keystore; KeystoreError on a wrong passphrase or a bad file."""
+@dataclass(frozen=True)
+class _SealedSeed:
+    """A parsed file keystore: its bound header, salt, sealed seed and (checked) KDF cost."""
+
+    header: dict[str, Any]
+    salt: bytes
+    sealed: bytes
+    opslimit: int
+    memlimit: int
+
+
+def _parse_seed_file(blob: bytes) -> _SealedSeed:
     try:
         body = jsonutil.load_object(blob, "the keystore file", max_bytes=jsonutil.SMALL_FILE_BYTES)
         header = {k: body[k] for k in ("format", "kdf", "opslimit", "memlimit", "salt")}
@@ -123,9 +134,12 @@ def open_seed_file(blob: bytes, passphrase: str) -> bytes:
             f"the keystore file {exc}",
             "the file may have been tampered with; restore it from a backup",
         ) from None
-    key = _derive(passphrase, salt, opslimit, memlimit)
+    return _SealedSeed(header, salt, sealed, opslimit, memlimit)
+
+
+def _open_sealed(parsed: _SealedSeed, key: bytes) -> bytes:
     try:
-        seed = open_bytes(key, sealed, _header_ad(header))
+        seed = open_bytes(key, parsed.sealed, _header_ad(parsed.header))
     except VerificationError:
         raise KeystoreError(
             "wrong passphrase (or the keystore file was changed)",
@@ -134,6 +148,46 @@ def open_seed_file(blob: bytes, passphrase: str) -> bytes:
     if len(seed) != SEED_BYTES:
         raise KeystoreError("the keystore file holds a seed of the wrong size")
     return seed
+
+
+def open_seed_file(blob: bytes, passphrase: str) -> bytes:
+    """The seed inside a file keystore; KeystoreError on a wrong passphrase or a bad file."""
+    parsed = _parse_seed_file(blob)
+    return _open_sealed(parsed, _derive(passphrase, parsed.salt, parsed.opslimit, parsed.memlimit))
+
+
+def file_key_id(blob: bytes) -> str:
+    """A public name for the key that opens this keystore file (it changes with its salt)."""
+    parsed = _parse_seed_file(blob)
+    digest = hashlib.sha256(b"hw-file-key-id-v1\0" + _header_ad(parsed.header) + parsed.sealed)
+    return digest.hexdigest()[:32]
+
+
+def derive_file_key(blob: bytes, passphrase: str) -> tuple[str, bytes]:
+    """(key id, the Argon2id-derived key) of a keystore file, checked by opening the file."""
+    parsed = _parse_seed_file(blob)
+    key = _derive(passphrase, parsed.salt, parsed.opslimit, parsed.memlimit)
+    _open_sealed(parsed, key)
+    return file_key_id(blob), key
+
+
+class KeyAgent(Protocol):
+    """Where an already derived keystore-file key may be found (an unlock agent, agent/)."""
+
+    def file_key(self, key_id: str) -> bytes | None:
+        """The derived key named ``key_id``, or None when the agent does not hold it."""
+        ...
+
+
+def open_seed_file_via_agent(blob: bytes, agent: KeyAgent) -> bytes | None:
+    """The seed, opened with a key the agent holds; None when it holds none that fits."""
+    key = agent.file_key(file_key_id(blob))
+    if key is None or len(key) != 32:
+        return None
+    try:
+        return _open_sealed(_parse_seed_file(blob), key)
+    except KeystoreError:
+        return None  # a stale or wrong key: the caller falls back to the passphrase
 
 
 class KeyringLike(Protocol):
@@ -225,8 +279,14 @@ class Keystore:
             raise KeystoreError("a passphrase is needed for a file keystore")
         atomic_write_bytes(self.file_path, seal_seed_file(seed, passphrase(True), random_bytes))
 
-    def load(self, passphrase: PassphraseSource | None = None) -> bytes:
-        """Read the seed back; KeystoreError if missing, locked, or the passphrase is wrong."""
+    def load(
+        self, passphrase: PassphraseSource | None = None, agent: KeyAgent | None = None
+    ) -> bytes:
+        """Read the seed back; KeystoreError if missing, locked, or the passphrase is wrong.
+
+        A file keystore is first opened with a key ``agent`` holds, if any fits; otherwise
+        (no agent, it refused, or its key is stale) the passphrase is asked for as usual.
+        """
         if self.kind == "keyring":
             try:
                 value = self._keyring().get_password(KEYRING_SERVICE, self.username)
@@ -258,6 +318,10 @@ class Keystore:
             ) from None
         except OSError as exc:
             raise KeystoreError(f"cannot read the keystore file ({exc.strerror})") from None
+        if agent is not None and not self.pending:
+            from_agent = open_seed_file_via_agent(blob, agent)
+            if from_agent is not None:
+                return from_agent
         if passphrase is None:
             raise KeystoreError("a passphrase is needed to unlock the keystore file")
         return open_seed_file(blob, passphrase(False))

@@ -10,7 +10,14 @@ from .credentials import did_of
 from .errors import KeystoreError, UsageError
 from .fsutil import LOCK_FILE, ensure_private_dir, exclusive_lock
 from .keys import Identity
-from .keystore import KeyringLike, Keystore, KeystoreKind, PassphraseSource, ask_once
+from .keystore import (
+    KeyAgent,
+    KeyringLike,
+    Keystore,
+    KeystoreKind,
+    PassphraseSource,
+    ask_once,
+)
 from .rotation import reconcile
 from .stream import RandomBytes
 from .timeutil import Clock, utc_now
@@ -59,25 +66,30 @@ def init_wallet(
 
 
 def open_wallet(
-    home: Path, passphrase: PassphraseSource, keyring_backend: KeyringLike | None = None
+    home: Path,
+    passphrase: PassphraseSource,
+    keyring_backend: KeyringLike | None = None,
+    agent: KeyAgent | None = None,
 ) -> Wallet:
     """Unlock the wallet in ``home``; KeystoreError if its key cannot be read.
 
     A key rotation that a crash interrupted is finished or undone first (rotation.py).
+    With ``agent`` (an unlock agent, see agent/), a file keystore is opened with the key it
+    holds and the passphrase is asked for only when it holds none that fits.
     """
     passphrase = ask_once(passphrase)
     if (home / ROTATION_FILE).exists():
         reconcile(home, passphrase, keyring_backend)
     info = read_info(home)
     store = Keystore(info.keystore, home, info.wallet_id, keyring_backend)
-    identity = Identity(store.load(passphrase))
+    identity = Identity(store.load(passphrase, agent))
     if identity.did != info.did:
         # A rotation or migration may have finished between the two reads; they hold the
         # wallet lock throughout, so look again under it before calling this a mismatch.
         with exclusive_lock(home / LOCK_FILE):
             info = read_info(home)
             store = Keystore(info.keystore, home, info.wallet_id, keyring_backend)
-            identity = Identity(store.load(passphrase))
+            identity = Identity(store.load(passphrase, agent))
     if identity.did != info.did:
         raise KeystoreError(
             "the key in the keystore does not belong to this wallet",

@@ -161,8 +161,11 @@ def _refuse_weak_passphrase(value: str) -> None:
 
 
 def unlock() -> Wallet:
-    """Open and unlock the wallet of this invocation."""
-    return open_wallet(home(), passphrase_source())
+    """Open and unlock the wallet of this invocation (through its unlock agent, if any)."""
+    from ..agent.session import agent_for
+
+    wallet_home = home()
+    return open_wallet(wallet_home, passphrase_source(), agent=agent_for(wallet_home, os.environ))
 
 
 def note_local_status_list(status_list: str, reader: str, change: str) -> None:

@@ -1,0 +1,1 @@
+"""The opt-in unlock agent: keystore keys held in memory behind a private Unix socket."""
