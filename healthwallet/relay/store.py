@@ -111,8 +111,9 @@ class LinkStore(Protocol):
         """Give back the attempt a correct passcode spent."""
         ...
 
-    def take_use(self, link_id: str) -> bool:
-        """Count one resolution; False when the link's use limit is reached (atomic)."""
+    def take_use(self, link_id: str, now: int) -> bool:
+        """Count one resolution; False when the link is revoked, expired at ``now`` or at its
+        use limit (atomic: the last gate before files are handed out)."""
         ...
 
     def files(self, link_id: str) -> list[StoredFile]:
@@ -420,14 +421,15 @@ class SqlStore:
                 cur, "UPDATE links SET attempts_left = attempts_left + 1 WHERE id = ?", (link_id,)
             )
 
-    def take_use(self, link_id: str) -> bool:
+    def take_use(self, link_id: str, now: int) -> bool:
         """See LinkStore.take_use."""
         with self._tx() as cur:
             row = self._run(
                 cur,
-                "UPDATE links SET uses = uses + 1 "
-                "WHERE id = ? AND (max_uses IS NULL OR uses < max_uses) RETURNING uses",
-                (link_id,),
+                "UPDATE links SET uses = uses + 1 WHERE id = ? AND revoked = 0 "
+                "AND (exp IS NULL OR exp > ?) AND (max_uses IS NULL OR uses < max_uses) "
+                "RETURNING uses",
+                (link_id, now),
             ).fetchone()
         return row is not None
 

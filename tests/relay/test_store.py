@@ -109,15 +109,20 @@ def test_attempt_budget_holds_under_concurrent_takers(store: SqlStore) -> None:
 
 def test_use_limit(store: SqlStore) -> None:
     store.create_link(make_link(max_uses=2), [], [], max_links=5)
-    assert store.take_use("L1") and store.take_use("L1")
-    assert not store.take_use("L1")
+    assert store.take_use("L1", now=150) and store.take_use("L1", now=150)
+    assert not store.take_use("L1", now=150)
     link = store.get_link("L1")
     assert link is not None and link.uses == 2 and not link.usable(now=150)
 
 
-def test_expired_link_is_not_usable() -> None:
+def test_revoked_or_expired_link_is_not_used(store: SqlStore) -> None:
     assert not make_link(exp=200).usable(now=200)
     assert make_link(exp=200).usable(now=199)
+    store.create_link(make_link(exp=200), [], [], max_links=5)
+    assert not store.take_use("L1", now=200)
+    assert store.take_use("L1", now=199)
+    store.revoke_link("L1", OWNER, now=199)
+    assert not store.take_use("L1", now=199)
 
 
 def test_single_use_location_is_consumed_and_tokens_expire(store: SqlStore) -> None:
