@@ -101,6 +101,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "keystore": "_keys",
     "backup": "_backup",
     "restore": "_backup",
+    "relay": "_relay",
 }
 _VALUE_OPTIONS = ("--home", "--passphrase-file")
 

@@ -29,7 +29,7 @@ from tlsca import certificates
 from healthwallet import keys
 from healthwallet.relay import protocol
 from healthwallet.relay.config import Limits, RelayConfig
-from healthwallet.relay.server import make_server
+from healthwallet.relay.server import listen, make_server
 from healthwallet.relay.sqlite_store import SqliteStore
 from healthwallet.relay.store import SqlStore
 
@@ -102,6 +102,14 @@ def store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sq
 # -- a real relay (uvicorn, TLS) on 127.0.0.1, in a thread of the test process --------------------
 
 
+def signed_request(client: httpx.Client, base: str, identity: keys.Identity, method: str,
+                   path: str, body: Any, now: int, nonce: str | None = None) -> httpx.Response:
+    """A management request to ``base + path`` signed by ``identity`` at ``now``."""
+    raw = b"" if body is None else json.dumps(body).encode()
+    header = protocol.sign_request(identity, method, "/" + path, raw, now, nonce)
+    return client.request(method, base + path, content=raw, headers={"Authorization": header})
+
+
 class Clock:
     """Real time plus an offset the test moves forward."""
 
@@ -125,11 +133,8 @@ class Relay:
     def signed(self, identity: keys.Identity, method: str, path: str, body: Any = None,
                nonce: str | None = None) -> httpx.Response:
         """A management request signed by ``identity`` (``path`` relative to the base URL)."""
-        raw = b"" if body is None else json.dumps(body).encode()
-        target = "/" + path
-        header = protocol.sign_request(identity, method, target, raw, int(self.clock()), nonce)
-        return self.client.request(method, self.url + path, content=raw,
-                                   headers={"Authorization": header})
+        return signed_request(self.client, self.url, identity, method, path, body,
+                              int(self.clock()), nonce)
 
     def create(self, identity: keys.Identity, **fields: Any) -> dict[str, Any]:
         """Create a link (one small FHIR file unless ``files`` is given); its description."""
@@ -170,11 +175,10 @@ def running_relay(store: SqlStore, folder: Path, **settings: Any) -> Iterator[Re
     clock = Clock()
     limits = Limits(**settings.pop("limits", {}))
     settings.setdefault("open_registration", True)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = listen("127.0.0.1", 0)
     url = f"https://127.0.0.1:{sock.getsockname()[1]}/"
     config = RelayConfig(public_url=url, limits=limits, clock=clock, **settings)
-    server = make_server(store, config, "127.0.0.1", 0, cert, key)
+    server = make_server(store, config, cert, key)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
