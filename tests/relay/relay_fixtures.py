@@ -33,7 +33,15 @@ from healthwallet.relay.server import listen, make_server
 from healthwallet.relay.sqlite_store import SqliteStore
 from healthwallet.relay.store import SqlStore
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _pg_bin() -> Path:
+    """Debian's PostgreSQL server binaries (the newest installed major version)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 PG_USER = "postgres"  # PostgreSQL refuses to run as root
 
 
@@ -44,15 +52,17 @@ def free_port() -> int:
 
 
 def _as_postgres(*argv: str) -> None:
-    subprocess.run(["runuser", "-u", PG_USER, "--", *argv], check=True, capture_output=True)
+    """Run a PostgreSQL tool: as the postgres user when we are root, else as ourselves."""
+    prefix = ["runuser", "-u", PG_USER, "--"] if os.geteuid() == 0 else []
+    subprocess.run([*prefix, *argv], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="session", name="postgres_server")
 def postgres_server_fixture() -> Iterator[str]:
     """A PostgreSQL server on 127.0.0.1 for this test session; yields a DSN prefix."""
-    require((PG_BIN / "initdb").exists(), "PostgreSQL 15 server binaries")
-    require(shutil.which("runuser") is not None, "runuser")
+    require((PG_BIN / "initdb").exists(), "PostgreSQL server binaries (Debian package postgresql)")
     if os.geteuid() == 0:
+        require(shutil.which("runuser") is not None, "runuser")
         try:
             subprocess.run(["id", PG_USER], check=True, capture_output=True)
         except subprocess.CalledProcessError:
@@ -60,7 +70,8 @@ def postgres_server_fixture() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="hw-pg-"))
     folder.chmod(0o755)
     data = folder / "data"
-    shutil.chown(folder, PG_USER)
+    if os.geteuid() == 0:
+        shutil.chown(folder, PG_USER)
     port = free_port()
     _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "relay",
                  "--no-sync", "-E", "UTF8")
