@@ -174,7 +174,8 @@ def main() -> None:
         # Memory while serving the 100 MiB file, in a relay that did not handle the upload.
         with running(serve, env) as (url, proc), httpx.Client(verify=context, timeout=600) as c:
             before = vm_hwm(proc.pid)
-            manifest = c.post(url + big["url"].removeprefix(first), json={"recipient": "benchmark"}).json()
+            big_url = url + big["url"].removeprefix(first)
+            manifest = c.post(big_url, json={"recipient": "benchmark"}).json()
             received = 0
             start = time.perf_counter()
             with c.stream("GET", manifest["files"][0]["location"]) as answer:
