@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ import typer
 from .. import keys
 from ..errors import BadInputError, UsageError
 from ..relay import config as cfg
-from ._common import notes_console
+from ._common import JsonOption, notes_console
 
 relay_app = typer.Typer(help="Run a SMART Health Links relay.", no_args_is_help=True)
 
@@ -99,8 +100,12 @@ def serve(
     hash_workers: Annotated[
         int, typer.Option("--hash-workers", min=1, max=64, help="Concurrent passcode checks.")
     ] = cfg.HASH_WORKERS,
+    as_json: JsonOption = False,
 ) -> None:
-    """Serve SMART Health Links over TLS until SIGINT or SIGTERM."""
+    """Serve SMART Health Links over TLS until SIGINT or SIGTERM.
+
+    Example: healthwallet relay serve --cert cert.pem --key key.pem --allow-patient did:key:z6Mk…
+    """
     from ..relay.server import listen, make_server, open_store
 
     if db is not None and postgres is not None:
@@ -127,7 +132,11 @@ def serve(
         notes = notes_console()
         if not allowed and not open_registration:
             notes.print("note: no patient may create links (see --allow-patient)")
-        sys.stdout.write(f"relay serving {config.public_url} on {host}:{bound}\n")
+        if as_json:
+            ready = {"url": config.public_url, "host": host, "port": bound}
+            sys.stdout.write(json.dumps(ready, sort_keys=True) + "\n")
+        else:
+            sys.stdout.write(f"relay serving {config.public_url} on {host}:{bound}\n")
         sys.stdout.flush()
         server.run(sockets=[sock])
     finally:

@@ -5,6 +5,7 @@ Also two relays sharing one real PostgreSQL store behind them.
 
 from __future__ import annotations
 
+import json
 import signal
 import ssl
 import subprocess
@@ -94,6 +95,20 @@ def test_relay_serve_starts_serves_and_stops_cleanly_on_a_signal(
         err = relay.proc.stderr.read().decode()
         assert "relay stopped" in err and "Traceback" not in err
     assert (tmp_path / "relay.db").exists()
+
+
+def test_relay_serve_json_names_the_bound_port(tmp_path: Path,
+                                               tls: tuple[Path, Path, Path]) -> None:
+    _ca, cert, key = tls
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "healthwallet", "relay", "serve", "--cert", str(cert), "--key",
+         str(key), "--port", "0", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base_env(tmp_path), cwd=tmp_path)
+    assert proc.stdout is not None
+    ready = json.loads(proc.stdout.readline())
+    assert ready["url"] == f"https://127.0.0.1:{ready['port']}/" and ready["host"] == "127.0.0.1"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
 
 
 def test_relay_serve_refuses_plain_http_clients(tmp_path: Path,
