@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,11 @@ from .. import keys
 from ..errors import BadInputError, UsageError
 from ..relay import config as cfg
 from ._common import JsonOption, notes_console
+
+if TYPE_CHECKING:
+    import socket
+
+    from ..relay.server import RelayServer
 
 relay_app = typer.Typer(help="Run a SMART Health Links relay.", no_args_is_help=True)
 
@@ -54,6 +59,22 @@ def public_url(given: str | None, host: str, port: int) -> str:
             "SMART Health Links require https; give the address clients reach",
         )
     return url if url.endswith("/") else url + "/"
+
+
+def _run(server: RelayServer, sock: socket.socket, url: str, as_json: bool) -> None:
+    """Serve until a stop signal; the ready line goes out once connections are accepted."""
+    host, port = sock.getsockname()[:2]
+
+    def ready() -> None:
+        if as_json:
+            line = json.dumps({"host": host, "port": port, "url": url})
+        else:
+            line = f"relay serving {url} on {host}:{port}"
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    server.on_ready = ready
+    server.run(sockets=[sock])
 
 
 @relay_app.command("serve")
@@ -126,22 +147,17 @@ def serve(
         open_registration=open_registration,
         limits=limits,
     )
-    store = open_store(db or Path("relay.db") if postgres is None else None, postgres)
     try:
-        server = make_server(store, config, cert, key)
-        notes = notes_console()
-        if not allowed and not open_registration:
-            notes.print("note: no patient may create links (see --allow-patient)")
-        if as_json:
-            ready = {"url": config.public_url, "host": host, "port": bound}
-            sys.stdout.write(json.dumps(ready, sort_keys=True) + "\n")
-        else:
-            sys.stdout.write(f"relay serving {config.public_url} on {host}:{bound}\n")
-        sys.stdout.flush()
-        server.run(sockets=[sock])
+        store = open_store(db or Path("relay.db") if postgres is None else None, postgres)
+        try:
+            server = make_server(store, config, cert, key)
+            if not allowed and not open_registration:
+                notes_console().print("note: no patient may create links (see --allow-patient)")
+            _run(server, sock, config.public_url, as_json)
+        finally:
+            store.close()
     finally:
         sock.close()
-        store.close()
     notes_console().print("relay stopped")
 
 

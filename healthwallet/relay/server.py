@@ -7,7 +7,7 @@ import signal
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -27,6 +27,14 @@ class RelayServer(uvicorn.Server):
     raised again after the graceful shutdown (so `relay serve` exits 0 when told to stop)."""
 
     stopped_by: int | None = None
+    on_ready: Callable[[], None] | None = None
+    """Called once the socket accepts connections and stop signals are handled."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start serving, then call ``on_ready``."""
+        await super().startup(sockets)
+        if self.on_ready is not None and not self.should_exit:
+            self.on_ready()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
