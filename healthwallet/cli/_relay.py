@@ -140,14 +140,13 @@ def serve(
         hash_workers=hash_workers,
     )
     sock = listen(host, port)
-    bound = sock.getsockname()[1]
-    config = cfg.RelayConfig(
-        public_url=public_url(public, host, bound),
-        allowed_patients=allowed,
-        open_registration=open_registration,
-        limits=limits,
-    )
     try:
+        config = cfg.RelayConfig(
+            public_url=public_url(public, host, sock.getsockname()[1]),
+            allowed_patients=allowed,
+            open_registration=open_registration,
+            limits=limits,
+        )
         store = open_store(db or Path("relay.db") if postgres is None else None, postgres)
         try:
             server = make_server(store, config, cert, key)

@@ -21,6 +21,8 @@ from healthwallet.relay.sqlite_store import SqliteStore
 
 ALICE = keys.Identity(b"\x01" * 32)
 SCRIPT = ROOT / "tests" / "node" / "interop" / "relay-viewer.mjs"
+pytestmark = pytest.mark.integration
+
 BUNDLE = json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [
     {"resource": {"resourceType": "Patient", "id": "p"}}]}).encode()
 
