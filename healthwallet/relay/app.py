@@ -36,6 +36,7 @@ from .web import (
     TOKEN,
     BodyTooLarge,
     RateLimit,
+    check_text,
     error,
     json_response,
     not_found,
@@ -58,12 +59,10 @@ class ManifestRequest:
 
 
 def check_recipient(value: object) -> str:
-    """The ``recipient`` a request names: required, a short string (ValueError otherwise)."""
+    """The ``recipient`` a request names: required, short, plain text (ValueError otherwise)."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError("recipient is required")
-    if len(value) > cfg.MAX_RECIPIENT_CHARS:
-        raise ValueError(f"recipient is longer than {cfg.MAX_RECIPIENT_CHARS} characters")
-    return value
+    return check_text(value, "recipient", cfg.MAX_RECIPIENT_CHARS)
 
 
 def parse_manifest_request(body: bytes) -> ManifestRequest:
@@ -71,10 +70,10 @@ def parse_manifest_request(body: bytes) -> ManifestRequest:
     request = parse_object(body, "the manifest request")
     recipient = check_recipient(request.get("recipient"))
     passcode = request.get("passcode")
-    if passcode is not None and (
-        not isinstance(passcode, str) or len(passcode) > cfg.MAX_PASSCODE_CHARS
-    ):
-        raise ValueError("passcode must be a string")
+    if passcode is not None:
+        if not isinstance(passcode, str):
+            raise ValueError("passcode must be a string")
+        check_text(passcode, "passcode", cfg.MAX_PASSCODE_CHARS)
     embedded_max = request.get("embeddedLengthMax", cfg.DEFAULT_EMBEDDED_MAX)
     if isinstance(embedded_max, bool) or not isinstance(embedded_max, int) or embedded_max < 0:
         raise ValueError("embeddedLengthMax must be a non-negative integer")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import keys
+from .. import jsonutil, keys
 from . import config as cfg
 from . import protocol
 from .config import RelayConfig
@@ -29,6 +28,7 @@ from .store import Link, LinkStore, NewFile
 from .web import (
     LINK_ID,
     BodyTooLarge,
+    check_text,
     error,
     json_response,
     not_found,
@@ -62,10 +62,15 @@ class NewLink:
     files: list[NewFile]
 
 
-def _integer(value: object, what: str, low: int, high: int | None = None) -> int:
+MAX_EXP = 253_402_300_799  # 9999-12-31T23:59:59Z
+MAX_USES = 2**31 - 1
+MAX_JWE_HEADER_CHARS = 1024
+
+
+def _integer(value: object, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{what} must be an integer of at least {low}")
-    if high is not None and value > high:
+    if value > high:
         raise ValueError(f"{what} must be at most {high}")
     return value
 
@@ -77,10 +82,12 @@ def check_jwe(text: object) -> bytes:
     parts = text.split(".")
     if len(parts) != 5 or not all(_B64URL.fullmatch(part) for part in parts):
         raise ValueError("a file's jwe is not a compact JWE")
+    if len(parts[0]) > MAX_JWE_HEADER_CHARS:
+        raise ValueError(f"a file's jwe header is longer than {MAX_JWE_HEADER_CHARS} characters")
     if parts[1] or not (parts[0] and parts[2] and parts[3] and parts[4]):
         raise ValueError("a file's jwe must use direct encryption (alg dir)")
     try:
-        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+        header = jsonutil.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
     except (binascii.Error, ValueError):
         raise ValueError("a file's jwe header is not JSON") from None
     if not isinstance(header, dict) or header.get("alg") != "dir":
@@ -118,15 +125,15 @@ def parse_create(body: bytes, now: int, limits: cfg.Limits) -> NewLink:
     if "P" in flag and "U" in flag:
         raise ValueError("a U link cannot have a passcode")
     exp = request.get("exp")
-    if exp is not None and _integer(exp, "exp", 0) <= now:
+    if exp is not None and _integer(exp, "exp", 0, MAX_EXP) <= now:
         raise ValueError("exp is not in the future")
     passcode = request.get("passcode")
     if ("P" in flag) != (passcode is not None):
         raise ValueError("a passcode goes with flag P, and only with it")
-    if passcode is not None and (
-        not isinstance(passcode, str) or not 1 <= len(passcode) <= cfg.MAX_PASSCODE_CHARS
-    ):
-        raise ValueError(f"passcode must be 1 to {cfg.MAX_PASSCODE_CHARS} characters")
+    if passcode is not None:
+        if not isinstance(passcode, str) or not passcode:
+            raise ValueError(f"passcode must be 1 to {cfg.MAX_PASSCODE_CHARS} characters")
+        check_text(passcode, "passcode", cfg.MAX_PASSCODE_CHARS)
     attempts = _integer(
         request.get("passcodeAttempts", cfg.DEFAULT_PASSCODE_ATTEMPTS),
         "passcodeAttempts",
@@ -135,7 +142,7 @@ def parse_create(body: bytes, now: int, limits: cfg.Limits) -> NewLink:
     )
     max_uses = request.get("maxUses")
     if max_uses is not None:
-        max_uses = _integer(max_uses, "maxUses", 1)
+        max_uses = _integer(max_uses, "maxUses", 1, MAX_USES)
     single = request.get("singleUseLocations", True)
     if not isinstance(single, bool):
         raise ValueError("singleUseLocations must be true or false")

@@ -21,6 +21,7 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 NO_STORE = {"Cache-Control": "no-store"}
 NOT_FOUND_BODY = b'{"error":"not found"}'
 
@@ -52,6 +53,20 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> R
 def too_many(retry_after: int) -> Response:
     """429 with Retry-After (seconds)."""
     return error(429, "too many requests", {"Retry-After": str(retry_after)})
+
+
+def check_text(value: str, what: str, limit: int) -> str:
+    """``value`` when it is at most ``limit`` characters of storable text: UTF-8 encodable (no
+    lone surrogates) and without control characters (PostgreSQL refuses NUL); ValueError."""
+    if len(value) > limit:
+        raise ValueError(f"{what} is longer than {limit} characters")
+    if _CONTROL.search(value):
+        raise ValueError(f"{what} contains control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode text") from None
+    return value
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -5,10 +5,12 @@ Each test runs against the SQLite store and a real PostgreSQL server alike.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
 import httpx
+import pytest
 from relay_fixtures import (  # noqa: F401 (fixtures)
     Relay,
     jwe_file,
@@ -175,3 +177,51 @@ def test_access_log_names_recipients_and_outcomes(relay: Relay) -> None:
     entries: list[dict[str, Any]] = answer.json()["entries"]
     assert [(e["recipient"], e["outcome"]) for e in entries] == [
         ("Dr. A", "ok"), ("Eve", "wrong-passcode")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"recipient": "Dr. \\u0000 Nul"}',
+        b'{"recipient": "\\ud800"}',
+        b'{"recipient": "line\\nbreak"}',
+        b'{"recipient": "x", "passcode": "\\udfff"}',
+        b'{"recipient": "x", "embeddedLengthMax": 1e400}',
+        b'{"recipient": "x", "recipient": "y"}',
+        b'[' * 100_000,
+        b"\xff\xfe",
+    ],
+    ids=["nul", "lone-surrogate", "newline", "surrogate-passcode", "huge-number",
+         "duplicate-member", "deep-nesting", "not-utf8"],
+)
+def test_hostile_manifest_requests_get_400_not_a_crash(relay: Relay, body: bytes) -> None:
+    link = relay.create(ALICE, flag="P", passcode="pw")
+    answer = relay.client.post(link["url"], content=body)
+    assert answer.status_code in (400, 413), answer.text
+    assert relay.manifest(link["url"], passcode="pw").status_code == 200  # still served
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"exp": 10**30},
+        {"maxUses": 2**63},
+        {"flag": "P", "passcode": "\ud800"},
+        {"flag": "P", "passcode": "nul\u0000"},
+        {"files": [{"contentType": "application/fhir+json",
+                    "jwe": keys.b64url(b"[" * 700) + "..iv.ct.tag"}]},
+        {"files": [{"contentType": "application/fhir+json",
+                    "jwe": keys.b64url(b'{"alg":"dir","enc":"A256GCM"' + b" " * 2000 + b"}")
+                    + "..iv.ct.tag"}]},
+    ],
+    ids=["huge-exp", "huge-max-uses", "surrogate-passcode", "nul-passcode", "nested-header",
+         "long-header"],
+)
+def test_hostile_create_requests_get_400_not_a_crash(relay: Relay, fields: dict[str, Any]) -> None:
+    fields.setdefault("files", [jwe_file()])
+    raw = json.dumps(fields).encode()
+    header = protocol.sign_request(ALICE, "POST", "/" + protocol.API_LINKS, raw,
+                                   int(relay.clock()))
+    answer = relay.client.post(relay.url + protocol.API_LINKS, content=raw,
+                               headers={"Authorization": header})
+    assert answer.status_code == 400, answer.text
