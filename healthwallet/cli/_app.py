@@ -103,6 +103,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "restore": "_backup",
     "unlock": "_agent",
     "lock": "_agent",
+    "relay": "_relay",
 }
 _VALUE_OPTIONS = ("--home", "--passphrase-file")
 
