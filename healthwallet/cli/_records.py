@@ -164,7 +164,7 @@ def cmd_list(
     emit(as_json, {"records": [r.summary() for r in records]}, human, data=True)
 
 
-_TEXT_TYPES = ("application/fhir+json", "application/json")
+_TEXT_TYPES = ("application/fhir+json", "application/fhir+ndjson", "application/json")
 _SHORT_ID = 8
 _SUMMARY_LIMIT = 64 * 1024 * 1024  # a summary parses the record in memory
 
@@ -184,14 +184,15 @@ def _short_ids(ids: list[str]) -> dict[str, str]:
 
 
 def _what(record: Record) -> str:
-    """ "Observation", "Bundle: Observation×2, Patient", or the record type (pdf, image …)."""
+    """ "Observation", "Bundle: Observation×2, Patient" (or "NDJSON: …"), or the record type."""
     counts = record.resource_counts
     if not counts:
         return record.type
     parts = [kind + (f"×{n}" if n > 1 else "") for kind, n in sorted(counts.items())]
     if sum(counts.values()) == 1:
         return parts[0]
-    return "Bundle: " + ", ".join(parts)
+    container = "NDJSON" if record.media_type == "application/fhir+ndjson" else "Bundle"
+    return f"{container}: " + ", ".join(parts)
 
 
 @record_app.command("show")
@@ -248,7 +249,7 @@ def cmd_show(
 
 def _show_summary(vault: Vault, record: Record, as_json: bool) -> None:
     """Decrypt a FHIR record (verified first) and print one readable line per resource."""
-    from ..fhir import describe
+    from ..fhir import describe, ndjson
 
     if record.type != "fhir":
         vault.close()
@@ -259,11 +260,24 @@ def _show_summary(vault: Vault, record: Record, as_json: bool) -> None:
     buffer = io.BytesIO()
     vault.read_into(record.id, buffer)
     vault.close()
-    try:
-        resource = jsonutil.loads(buffer.getvalue())
-    except (ValueError, UnicodeDecodeError):
-        raise BadInputError(f"record {record.id} is not readable JSON", "use --out FILE") from None
-    lines = describe(resource) if isinstance(resource, dict) else []
+    buffer.seek(0)
+    if record.media_type == ndjson.MEDIA_TYPE:
+        try:
+            entries = [{"resource": line.resource} for line in ndjson.read_lines(buffer)]
+        except BadInputError:
+            raise BadInputError(
+                f"record {record.id} is not readable NDJSON", "use --out FILE"
+            ) from None
+        lines = describe({"resourceType": "Bundle", "entry": entries})
+        lines[0] = f"NDJSON, {len(entries)} resources"
+    else:
+        try:
+            resource = jsonutil.loads(buffer.getvalue())
+        except (ValueError, UnicodeDecodeError):
+            raise BadInputError(
+                f"record {record.id} is not readable JSON", "use --out FILE"
+            ) from None
+        lines = describe(resource) if isinstance(resource, dict) else []
 
     def human(out: Console) -> None:
         for text in lines:
