@@ -277,35 +277,47 @@ class _Spans:
 
 
 class _SpanReader:
-    """Reads a piece's lines back from the file, each ending in a newline (a file-like reader)."""
+    """Reads a piece's lines back from the file, each ending in a newline for an NDJSON piece
+    (a file-like reader; one line in memory at a time, handed out without re-copying it)."""
 
     def __init__(self, handle: BinaryIO, spans: _Spans, stamp: tuple[int, int], ndjson_out: bool):
         self._handle = handle
         self._spans = spans
         self._stamp = stamp
         self._next = 0
-        self._buffer = b""
+        self._line = b""
+        self._at = 0
         self._newline = b"\n" if ndjson_out else b""
 
+    def _load(self) -> bool:
+        """Read the next line of the piece into ``_line``; False when there is none."""
+        if self._next >= len(self._spans.offsets):
+            return False
+        if _stamp(self._handle) != self._stamp:
+            raise BadInputError(
+                "the NDJSON file changed while it was being split",
+                "wait until it is complete, then add it again",
+            )
+        self._handle.seek(self._spans.offsets[self._next])
+        want = self._spans.lengths[self._next]
+        data = self._handle.read(want)
+        if len(data) != want:
+            raise BadInputError("the NDJSON file changed while it was being split")
+        self._line, self._at = data + self._newline, 0
+        self._next += 1
+        return True
+
     def read(self, size: int = -1) -> bytes:
-        while (size < 0 or len(self._buffer) < size) and self._next < len(self._spans.offsets):
-            if _stamp(self._handle) != self._stamp:
-                raise BadInputError(
-                    "the NDJSON file changed while it was being split",
-                    "wait until it is complete, then add it again",
-                )
-            self._handle.seek(self._spans.offsets[self._next])
-            want = self._spans.lengths[self._next]
-            data = self._handle.read(want)
-            if len(data) != want:
-                raise BadInputError("the NDJSON file changed while it was being split")
-            self._buffer += data + self._newline
-            self._next += 1
-        if size < 0:
-            out, self._buffer = self._buffer, b""
-        else:
-            out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
+        parts = []
+        while size != 0:
+            if self._at >= len(self._line) and not self._load():
+                break
+            end = len(self._line) if size < 0 else min(len(self._line), self._at + size)
+            parts.append(self._line[self._at : end])
+            if size > 0:
+                size -= end - self._at
+            self._at = end
+        return b"".join(parts)
 
     def __enter__(self) -> _SpanReader:
         return self

@@ -149,3 +149,23 @@ def test_compartment_follows_the_r4_definition() -> None:
     assert compartment({"resourceType": "Observation",
                         "subject": {"reference": "urn:uuid:1"}}, {"urn:uuid:1": "Patient/z"}
                        ) == "Patient/z"
+
+
+def test_ndjson_piece_reads_back_in_any_chunk_size_and_refuses_a_changed_file(
+    tmp_path: Path,
+) -> None:
+    from healthwallet.errors import BadInputError
+    from healthwallet.fhir.split import split_ndjson
+
+    source = write_ndjson(tmp_path / "x.ndjson", export_lines())
+    with source.open("rb") as handle:
+        pieces = split_ndjson(handle, "x", "patient")
+        whole = pieces[0].content.open().read()
+        reader = pieces[0].content.open()
+        small = b"".join(iter(lambda: reader.read(7), b""))
+        assert small == whole == (json.dumps(export_lines()[0]) + "\n"
+                                  + json.dumps(export_lines()[2]) + "\n").encode()
+        with source.open("ab") as grow:
+            grow.write(b'{"resourceType": "Patient", "id": "late"}\n')
+        with pytest.raises(BadInputError, match="changed while it was being split"):
+            pieces[1].content.open().read()
