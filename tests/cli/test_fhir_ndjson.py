@@ -113,3 +113,12 @@ def test_ndjson_reader_streams_and_keeps_offsets(tmp_path: Path) -> None:
     assert [line.number for line in lines] == [1, 2, 3, 4, 5]
     third = lines[2]
     assert json.loads(raw[third.offset : third.offset + third.length]) == third.resource
+
+
+def test_ndjson_added_as_other_can_be_retyped_as_fhir(wallet: Cli, tmp_path: Path) -> None:
+    source = write_ndjson(tmp_path / "export.ndjson", export_lines())
+    record = wallet.ok("record", "add", source, "--type", "other", "--json").json()["records"][0]
+    assert record["type"] == "other"
+    edited = wallet.ok("record", "edit", record["id"], "--type", "fhir", "--json").json()["record"]
+    assert (edited["type"], edited["media_type"]) == ("fhir", "application/fhir+ndjson")
+    assert edited["resource_counts"]["Observation"] == 2
