@@ -11,7 +11,7 @@ hash could be confirmed by hashing a guess). Which records the user deliberately
 The index is kept in the transaction that commits a record's row (``Gate.admit``). Records
 added before it existed, after a key rotation (``DK`` follows the vault key) or adopted by
 ``restore --merge`` are indexed later by ``catch_up``: a little at a time by ``record add``,
-all at once by ``doctor`` (docs/adr/0013-content-digest-index.md).
+all at once by ``doctor`` (docs/adr/0017-content-digest-index.md).
 """
 
 from __future__ import annotations
