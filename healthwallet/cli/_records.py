@@ -120,7 +120,7 @@ def cmd_add(
             line = f"added {record.id}  {record.type:<5}  {human_size(record.size)}"
             out.print(line + (f"  {part}" if part else ""), markup=False)
         if duplicate_of is not None:
-            stderr_console().print(
+            notes_console().print(
                 f"note: record {record.id} holds the same content as record {duplicate_of}"
             )
 
@@ -155,7 +155,7 @@ def cmd_add(
                         report(piece.record, piece.duplicate_of, piece.part)
                     for part, existing in result.skipped:
                         skipped.append({"input": number, "part": part, "existing": existing})
-                        stderr_console().print(
+                        notes_console().print(
                             f"note: skipped {part} of {what}: already in the wallet as record"
                             f" {existing}",
                             markup=False,

@@ -169,3 +169,17 @@ def test_ndjson_piece_reads_back_in_any_chunk_size_and_refuses_a_changed_file(
             grow.write(b'{"resourceType": "Patient", "id": "late"}\n')
         with pytest.raises(BadInputError, match="changed while it was being split"):
             pieces[1].content.open().read()
+
+
+def test_split_into_more_pieces_than_the_limit_is_refused_before_adding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from healthwallet.errors import UsageError
+    from healthwallet.fhir import split
+
+    monkeypatch.setattr(split, "MAX_PIECES", 3)
+    source = write_ndjson(tmp_path / "x.ndjson", export_lines())
+    with source.open("rb") as handle, pytest.raises(UsageError, match="more than 3 records"):
+        split.split_ndjson(handle, "x", "resource")
+    with source.open("rb") as handle:
+        assert len(split.split_ndjson(handle, "x", "patient")) == 3
