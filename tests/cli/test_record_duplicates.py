@@ -107,3 +107,11 @@ def test_doctor_indexes_what_record_add_left_for_it(wallet: Cli, tmp_path: Path)
     wallet.ok("doctor")
     again = wallet("record", "add", big)
     assert again.code == 2 and f"as record {first}" in again.err
+
+
+def test_duplicate_is_still_noticed_after_a_key_rotation(wallet: Cli, tmp_path: Path) -> None:
+    first = wallet.ok("record", "add", _bundle(tmp_path), "--json").json()["records"][0]["id"]
+    wallet.ok("key", "rotate", "--json")
+    again = wallet("record", "add", _bundle(tmp_path))  # the index is rebuilt under the new key
+    assert again.code == 2 and f"as record {first}" in again.err
+    assert "older record(s)" not in again.err
