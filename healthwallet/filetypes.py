@@ -1,4 +1,4 @@
-"""What kind of file a record is (FHIR JSON, PDF, image, other), checked before it is added."""
+"""What kind of file a record is (FHIR JSON or NDJSON, PDF, image, other), checked on add."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import jsonutil
 from .errors import BadInputError, NotFoundError, UsageError
-from .fhir import Synopsis, synopsis
+from .fhir import Synopsis, ndjson, synopsis
 
 RECORD_TYPES = ("fhir", "pdf", "image", "other")
 FHIR_PARSE_LIMIT = 512 * 1024 * 1024
@@ -41,8 +41,11 @@ def detect_image(head: bytes) -> str | None:
     return None
 
 
-def _fhir_synopsis(path: Path, claimed: bool) -> Synopsis | None:
-    """What ``path`` holds when it is FHIR JSON; None if it is not (BadInputError if claimed)."""
+def _fhir_synopsis(path: Path, claimed: bool) -> tuple[str, Synopsis] | None:
+    """(media type, what it holds) when ``path`` is FHIR JSON or FHIR NDJSON; None if it is
+    not (BadInputError if claimed). NDJSON is read line by line, so its size is not capped."""
+    if path.suffix.lower() == ndjson.SUFFIX or ndjson.looks_like_ndjson(path):
+        return ndjson.MEDIA_TYPE, ndjson.summarize(path)
     size = path.stat().st_size
     if size > FHIR_PARSE_LIMIT:
         if claimed:
@@ -64,7 +67,7 @@ def _fhir_synopsis(path: Path, claimed: bool) -> Synopsis | None:
                 "FHIR records must be FHIR R4 JSON resources or Bundles",
             )
         return None
-    return synopsis(resource)
+    return MEDIA_TYPES["fhir"], synopsis(resource)
 
 
 def detect_type(path: Path, claimed: str | None) -> tuple[str, str, Synopsis]:
@@ -81,7 +84,7 @@ def detect_type(path: Path, claimed: str | None) -> tuple[str, str, Synopsis]:
     ):
         found = _fhir_synopsis(path, claimed == "fhir")
         if found is not None:
-            return "fhir", MEDIA_TYPES["fhir"], found
+            return "fhir", found[0], found[1]
     if claimed == "pdf" or (claimed is None and head.startswith(b"%PDF-")):
         return "pdf", MEDIA_TYPES["pdf"], Synopsis()
     if claimed == "image" or (claimed is None and image):

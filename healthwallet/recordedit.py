@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from typing import Any
 
 from . import jsonutil
 from .errors import BadInputError, UsageError
-from .fhir import Synopsis, synopsis
+from .fhir import Synopsis, Tally, ndjson, synopsis
 from .filetypes import MEDIA_TYPES, RECORD_TYPES, detect_image
 from .vault import Record, Vault
 
@@ -38,6 +39,17 @@ def retag(
     return vault.edit(record_id, change)
 
 
+def _ndjson_synopsis(content: bytes) -> Synopsis | None:
+    """What FHIR NDJSON content holds; None when it is not NDJSON (or holds no resource)."""
+    tally = Tally()
+    try:
+        for line in ndjson.read_lines(io.BytesIO(content)):
+            tally.add(line.resource)
+    except BadInputError:
+        return None
+    return tally.synopsis() if tally.counts else None
+
+
 def _content_kind(vault: Vault, record: Record, record_type: str) -> tuple[str, Synopsis]:
     """(media type, synopsis) of a record's content read as ``record_type``; BadInputError if
     the content is not of that type."""
@@ -45,10 +57,13 @@ def _content_kind(vault: Vault, record: Record, record_type: str) -> tuple[str, 
         if record_type == "fhir":
             if record.size > RETYPE_FHIR_LIMIT:
                 raise UsageError("the record is too large to re-type as FHIR", "add it again")
+            content = plain.read()
             try:
-                resource = jsonutil.loads(plain.read())
+                resource = jsonutil.loads(content)
             except (ValueError, UnicodeDecodeError):
-                resource = None
+                resource = _ndjson_synopsis(content)
+                if resource is not None:
+                    return ndjson.MEDIA_TYPE, resource
             if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
                 raise BadInputError(f"record {record.id} is not FHIR JSON", "keep its type")
             return MEDIA_TYPES["fhir"], synopsis(resource)

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from . import stream
+from .addhooks import ContentGate, PreparedContent
 from .errors import (
+    HealthWalletError,
     KeystoreError,
     NotFoundError,
     StorageError,
@@ -351,15 +353,22 @@ class Vault:
     # -- operations ---------------------------------------------------------------------
     def add(
         self,
-        path: Path,
+        path: Path | PreparedContent,
         record_type: str | None = None,
         label: str | None = None,
         tags: list[str] | None = None,
         on_progress: ProgressCallback | None = None,
+        gate: ContentGate | None = None,
     ) -> Record:
-        """Encrypt ``path`` into the vault and return its record."""
-        check_input_file(path)
-        kind, media_type, found = detect_type(path, record_type)
+        """Encrypt ``path`` (a file, or prepared content) into the vault and return its record.
+
+        ``gate`` sees the plaintext and may refuse the record before its row is committed
+        (dedupe.py: content already in the vault)."""
+        if isinstance(path, PreparedContent):
+            kind, media_type, found = path.record_type, path.media_type, path.found
+        else:
+            check_input_file(path)
+            kind, media_type, found = detect_type(path, record_type)
         with self._writing() as db:
             record_id = self._new_id(db)
             content_key = self._random(stream.KEY_BYTES)
@@ -368,6 +377,8 @@ class Vault:
 
             def consume(chunk: bytes) -> None:
                 hasher.update(chunk)
+                if gate is not None:
+                    gate.update(chunk)
                 if on_progress is not None:
                     on_progress(len(chunk))
 
@@ -415,6 +426,8 @@ class Vault:
             try:
                 with db:  # one transaction: the row appears and the intent goes together
                     db.execute("BEGIN IMMEDIATE")
+                    if gate is not None:
+                        gate.admit(db, record_id)
                     db.execute(
                         "INSERT INTO records (id, wrapped_key, meta) VALUES (?, ?, ?)",
                         (record_id, wrapped, sealed_meta),
@@ -423,7 +436,18 @@ class Vault:
             except sqlite3.OperationalError as exc:
                 (self.blob_dir / record_id).unlink(missing_ok=True)
                 raise StorageError(f"cannot update the record index ({exc})") from None
+            except HealthWalletError:  # the gate refused it: nothing was committed
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(record_id, dir_fd=blobs.fd)
+                db.execute("DELETE FROM pending WHERE id=?", (record_id,))
+                raise
         return record
+
+    @contextlib.contextmanager
+    def index_writer(self) -> Iterator[sqlite3.Connection]:
+        """The index, under the wallet's lock, for tables kept beside the records (dedupe.py)."""
+        with self._writing() as db:
+            yield db
 
     def records(self, record_type: str | None = None, tag: str | None = None) -> list[Record]:
         """All records in the order they were added, optionally filtered."""

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -58,25 +58,72 @@ def cmd_add(
         str | None, typer.Option("--label", help="A label (default: the file name).")
     ] = None,
     tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeat for more.")] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            metavar="resource|patient",
+            help="Add a FHIR Bundle or NDJSON file as one record per resource, or per patient.",
+        ),
+    ] = None,
+    allow_duplicate: Annotated[
+        bool,
+        typer.Option("--allow-duplicate", help="Add content that is already in the wallet anyway."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Encrypt files into the vault.
+    """Encrypt files into the vault (content already in it is refused).
 
     Example: healthwallet record add labs.json scan.pdf --tag 2026
+    Example: healthwallet record add export.ndjson --split patient
     """
+    from .. import dedupe
     from ..recordedit import check_tag
+    from ..recordsplit import add_split
 
     _check_type(record_type)
+    if split is not None and split not in ("resource", "patient"):
+        raise UsageError(f"unknown split {split!r}", "use --split resource or --split patient")
+    if split is not None and record_type not in (None, "fhir"):
+        raise UsageError("--split works on FHIR files only", "drop --type, or use --type fhir")
     tags = [check_tag(tag) for tag in tags or []]
     for path in files:
         check_input_file(path)
-    vault = _open_vault()
+    wallet = unlock()
+    vault = Vault(wallet.home, wallet.identity.vault_key)
+    unindexed = dedupe.catch_up(vault, wallet.identity.vault_key)
+    if unindexed:
+        stderr_console().print(
+            f"warning: {unindexed} older record(s) are not checked for duplicates yet; "
+            "`healthwallet doctor` indexes them"
+        )
     total = sum(path.stat().st_size for path in files)
     show_progress = sys.stderr.isatty() and (
         len(files) >= _PROGRESS_MIN_FILES or total >= _PROGRESS_MIN_BYTES
     )
-    added = []
+    added: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     out = None if as_json or STATE.quiet else stdout_console()
+
+    def report(record: Record, duplicate_of: str | None, part: str | None = None) -> None:
+        row = {
+            "id": record.id,
+            "type": record.type,
+            "label": record.label,
+            "commitment": record.commitment,
+            "media_type": record.media_type,
+            "size": record.size,
+            "duplicate_of": duplicate_of,
+        }
+        added.append(row if part is None else dict(row, part=part))
+        if out is not None:
+            line = f"added {record.id}  {record.type:<5}  {human_size(record.size)}"
+            out.print(line + (f"  {part}" if part else ""), markup=False)
+        if duplicate_of is not None:
+            notes_console().print(
+                f"note: record {record.id} holds the same content as record {duplicate_of}"
+            )
+
     progress = Progress(
         TextColumn("encrypting"),
         BarColumn(),
@@ -88,36 +135,49 @@ def cmd_add(
     )
     with progress:
         task = progress.add_task("add", total=total)
-        for path in files:
-            record = vault.add(
-                path,
-                record_type,
-                label,
-                tags or [],
-                on_progress=lambda n: progress.advance(task, n),
-            )
-            added.append(record)
-            if out is not None:
-                out.print(f"added {record.id}  {record.type:<5}  {human_size(record.size)}")
+        for number, path in enumerate(files, 1):
+            what = "the file" if len(files) == 1 else f"input {number} of {len(files)}"
+            gate = dedupe.Gate(wallet.identity.vault_key, allow=allow_duplicate, what=what)
+            try:
+                if split is not None:
+                    result = add_split(
+                        vault,
+                        wallet.identity.vault_key,
+                        path,
+                        split,
+                        label=label,
+                        tags=tags,
+                        allow_duplicate=allow_duplicate,
+                        what=what,
+                        on_progress=lambda n: progress.advance(task, n),
+                    )
+                    for piece in result.added:
+                        report(piece.record, piece.duplicate_of, piece.part)
+                    for part, existing in result.skipped:
+                        skipped.append({"input": number, "part": part, "existing": existing})
+                        notes_console().print(
+                            f"note: skipped {part} of {what}: already in the wallet as record"
+                            f" {existing}",
+                            markup=False,
+                        )
+                    continue
+                record = vault.add(
+                    path,
+                    record_type,
+                    label,
+                    tags or [],
+                    on_progress=lambda n: progress.advance(task, n),
+                    gate=gate,
+                )
+            except dedupe.DuplicateError as exc:
+                vault.close()
+                if added:
+                    exc.hint += f" ({len(added)} record(s) were added before it)"
+                raise
+            report(record, gate.duplicate_of)
     vault.close()
     if as_json:
-        emit(
-            True,
-            {
-                "records": [
-                    {
-                        "id": r.id,
-                        "type": r.type,
-                        "label": r.label,
-                        "commitment": r.commitment,
-                        "media_type": r.media_type,
-                        "size": r.size,
-                    }
-                    for r in added
-                ]
-            },
-            lambda _: None,
-        )
+        emit(True, {"records": added, "skipped": skipped}, lambda _: None)
 
 
 @record_app.command("list")
@@ -164,7 +224,7 @@ def cmd_list(
     emit(as_json, {"records": [r.summary() for r in records]}, human, data=True)
 
 
-_TEXT_TYPES = ("application/fhir+json", "application/json")
+_TEXT_TYPES = ("application/fhir+json", "application/fhir+ndjson", "application/json")
 _SHORT_ID = 8
 _SUMMARY_LIMIT = 64 * 1024 * 1024  # a summary parses the record in memory
 
@@ -184,14 +244,15 @@ def _short_ids(ids: list[str]) -> dict[str, str]:
 
 
 def _what(record: Record) -> str:
-    """ "Observation", "Bundle: Observation×2, Patient", or the record type (pdf, image …)."""
+    """ "Observation", "Bundle: Observation×2, Patient" (or "NDJSON: …"), or the record type."""
     counts = record.resource_counts
     if not counts:
         return record.type
     parts = [kind + (f"×{n}" if n > 1 else "") for kind, n in sorted(counts.items())]
     if sum(counts.values()) == 1:
         return parts[0]
-    return "Bundle: " + ", ".join(parts)
+    container = "NDJSON" if record.media_type == "application/fhir+ndjson" else "Bundle"
+    return f"{container}: " + ", ".join(parts)
 
 
 @record_app.command("show")
@@ -248,7 +309,7 @@ def cmd_show(
 
 def _show_summary(vault: Vault, record: Record, as_json: bool) -> None:
     """Decrypt a FHIR record (verified first) and print one readable line per resource."""
-    from ..fhir import describe
+    from ..fhir import describe, ndjson
 
     if record.type != "fhir":
         vault.close()
@@ -259,11 +320,24 @@ def _show_summary(vault: Vault, record: Record, as_json: bool) -> None:
     buffer = io.BytesIO()
     vault.read_into(record.id, buffer)
     vault.close()
-    try:
-        resource = jsonutil.loads(buffer.getvalue())
-    except (ValueError, UnicodeDecodeError):
-        raise BadInputError(f"record {record.id} is not readable JSON", "use --out FILE") from None
-    lines = describe(resource) if isinstance(resource, dict) else []
+    buffer.seek(0)
+    if record.media_type == ndjson.MEDIA_TYPE:
+        try:
+            entries = [{"resource": line.resource} for line in ndjson.read_lines(buffer)]
+        except BadInputError:
+            raise BadInputError(
+                f"record {record.id} is not readable NDJSON", "use --out FILE"
+            ) from None
+        lines = describe({"resourceType": "Bundle", "entry": entries})
+        lines[0] = f"NDJSON, {len(entries)} resources"
+    else:
+        try:
+            resource = jsonutil.loads(buffer.getvalue())
+        except (ValueError, UnicodeDecodeError):
+            raise BadInputError(
+                f"record {record.id} is not readable JSON", "use --out FILE"
+            ) from None
+        lines = describe(resource) if isinstance(resource, dict) else []
 
     def human(out: Console) -> None:
         for text in lines:

@@ -155,9 +155,12 @@ def cmd_doctor(as_json: JsonOption = False) -> None:
 
     Example: healthwallet doctor
     """
+    from ..dedupe import catch_up
+
     wallet = unlock()
     vault = Vault(wallet.home, wallet.identity.vault_key)
     problems, repaired = vault.doctor()
+    catch_up(vault, wallet.identity.vault_key, budget=None)  # duplicate detection for all records
     count = len(vault)
     vault.close()
     payload = {"ok": not problems, "problems": problems, "records": count, "repaired": repaired}

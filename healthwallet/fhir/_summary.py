@@ -111,15 +111,39 @@ def _resources(resource: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 def synopsis(resource: Mapping[str, Any]) -> Synopsis:
     """Counts, clinical date (or date range) and title of a FHIR resource or Bundle."""
-    inner = list(_resources(resource))
-    counts = Counter(str(r["resourceType"]) for r in inner)
-    dates = sorted(
-        {d for d in (_date(r) for r in inner if r.get("resourceType") != "Patient") if d}
-    )
-    clinical = dates[0] if len(dates) == 1 else (f"{dates[0]} – {dates[-1]}" if dates else "")
-    clinical_ones = [r for r in inner if r.get("resourceType") != "Patient"]
-    title = _title(clinical_ones[0]) if len(clinical_ones) == 1 else ""
-    return Synopsis(dict(counts), clinical, title)
+    tally = Tally()
+    for inner in _resources(resource):
+        tally.add(inner)
+    return tally.synopsis()
+
+
+class Tally:
+    """A synopsis built one resource at a time (NDJSON files, the pieces of a split)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._first = self._last = ""
+        self._clinical = 0
+        self._title = ""
+
+    def add(self, resource: Mapping[str, Any]) -> None:
+        """Count one resource, its date and (for the first clinical one) its title."""
+        kind = str(resource["resourceType"])
+        self.counts[kind] += 1
+        if kind == "Patient":
+            return
+        self._clinical += 1
+        if self._clinical == 1:
+            self._title = _title(resource)
+        found = _date(resource)
+        if found:
+            self._first = min(self._first, found) if self._first else found
+            self._last = max(self._last, found)
+
+    def synopsis(self) -> Synopsis:
+        """What the resources added so far hold."""
+        clinical = self._first if self._first == self._last else f"{self._first} – {self._last}"
+        return Synopsis(dict(self.counts), clinical, self._title if self._clinical == 1 else "")
 
 
 def _quantity(value: object) -> str:

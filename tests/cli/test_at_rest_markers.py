@@ -116,7 +116,7 @@ def test_every_value_a_user_sets_is_sealed_at_rest(wallet: Cli, tmp_path: Path) 
     added = wallet.ok("record", "add", record_file, "--label", markers["label"],
                       "--tag", markers["tag"], "--json").json()["records"]
     gone = wallet.ok("record", "add", record_file, "--label", markers["removed label"],
-                     "--json").json()["records"][0]["id"]
+                     "--allow-duplicate", "--json").json()["records"][0]["id"]
     wallet.ok("record", "rm", gone)
     record_id = added[0]["id"]
     grant = wallet.ok("grant", doctor, "--record", record_id, "--purpose", markers["purpose"],

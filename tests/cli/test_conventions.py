@@ -93,7 +93,7 @@ def test_quiet_prints_data_and_errors_only(wallet: Cli, tmp_path: Path) -> None:
     assert added.out == "" and added.err == ""  # a confirmation is not data
     assert "labs.pdf" in wallet.ok("record", "list", "-q").out  # a listing is
     assert wallet.ok("id", "-q").out.strip().startswith("did:key:")
-    as_json = wallet.ok("-q", "record", "add", source, "--json").json()  # JSON is never hidden
+    as_json = wallet.ok("-q", "record", "add", source, "--allow-duplicate", "--json").json()  # JSON is never hidden
     assert as_json["records"][0]["label"] == "labs.pdf"
     failed = wallet("-q", "record", "show", "ffffffffffff0000")
     assert failed.code == 3 and failed.err.startswith("error: ")  # errors always

@@ -38,7 +38,7 @@ def test_sigkill_during_add_never_damages_the_vault(wallet: Cli, tmp_path: Path)
     # At least 30 runs; more (up to 90) until at least 10 were killed mid-way.
     while attempts < 30 or (killed < 10 and attempts < 90):
         attempts += 1
-        proc = _spawn(wallet, "record", "add", *sources)
+        proc = _spawn(wallet, "record", "add", *sources, "--allow-duplicate")
         time.sleep(rng.uniform(0.0, duration))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=60)

@@ -111,7 +111,8 @@ def test_bad_inputs_lose_nothing(wallet: Cli, tmp_path: Path) -> None:
 def test_corrupted_blob_is_named_by_doctor_and_refused_by_show(wallet: Cli, tmp_path: Path) -> None:
     source = tmp_path / "a.pdf"
     source.write_bytes(PDF * 30)  # several chunks
-    good_id, bad_id = (wallet.ok("record", "add", source, "--json").json()["records"][0]["id"] for _ in range(2))
+    good_id, bad_id = (wallet.ok("record", "add", source, "--allow-duplicate", "--json")
+                       .json()["records"][0]["id"] for _ in range(2))
     blob = wallet.home / "blobs" / bad_id
     data = bytearray(blob.read_bytes())
     data[-100] ^= 1
@@ -225,7 +226,7 @@ def test_progress_is_on_stderr_only(wallet: Cli, tmp_path: Path) -> None:
     files = []
     for i in range(6):
         path = tmp_path / f"f{i}.pdf"
-        path.write_bytes(PDF)
+        path.write_bytes(PDF + bytes([i]))
         files.append(path)
     result = wallet.ok("record", "add", *files, "--json")
     assert len(json.loads(result.out)["records"]) == 6

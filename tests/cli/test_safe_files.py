@@ -349,7 +349,7 @@ def test_file_names_open_writes_are_free_of_bidi_controls_and_lookalike_slashes(
         source = tmp_path / "src" / name
         source.parent.mkdir(exist_ok=True)
         source.write_bytes(SCAN)
-        patient.ok("record", "add", source, "--type", "pdf")
+        patient.ok("record", "add", source, "--type", "pdf", "--allow-duplicate")
     grant_file = _grant(pair, tmp_path)
     out = tmp_path / "opened"
     doctor.ok("open", grant_file, "--out", out)
