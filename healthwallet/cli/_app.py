@@ -15,7 +15,7 @@ from healthwallet import __version__, hardening
 
 from ..errors import EXIT_INTERNAL, EXIT_USAGE, HealthWalletError
 from ..termsafe import escape, escape_lines
-from . import _common, _help
+from . import _coerce, _common, _help
 from ._common import STATE
 
 app = typer.Typer(
@@ -163,7 +163,8 @@ def run_app(argv: list[str]) -> int:
         argv = []  # the shell passes the words in the environment; register every command
     _register(argv)
     _help.install()
-    as_json = _wants_json(argv)
+    _coerce.install()
+    as_json = STATE.json = _wants_json(argv)
     STATE.debug = "--debug" in argv
     try:
         result = app(args=argv, prog_name="healthwallet", standalone_mode=False)

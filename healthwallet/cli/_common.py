@@ -1,4 +1,10 @@
-"""What every command shares: global state, output (human or --json), passphrases."""
+"""What every command shares: global state, output (human or --json), passphrases.
+
+Start-up discipline (docs/adr/0013-startup-without-pydantic.md): this module and every command
+module import at their top only typer, the standard library and light core modules. Anything
+heavier (rich, libsodium, didkit, httpx, duckdb, the vault, the keystore …) is imported inside
+the function that needs it; tests/cli/test_startup.py holds every command to this.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +16,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from ..errors import KeystoreError, UsageError
-from ..httpfetch import LOCAL_URLS_SETTING, Fetcher
-from ..keystore import PassphraseSource
-from ..safewrite import atomic_writer
 from ..termsafe import escape
-from ..unlock import open_wallet
-from ..wallet import Wallet, read_config, resolve_home
+from ..wallet import read_config, resolve_home
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..httpfetch import Fetcher
+    from ..keystore import PassphraseSource
+    from ..wallet import Wallet
 
 PASSPHRASE_ENV = "HEALTHWALLET_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 
@@ -40,6 +47,7 @@ class GlobalState:
     debug: bool = False
     allow_weak_passphrase: bool = False  # set by --allow-weak-passphrase where a key is sealed
     quiet: bool = False  # --quiet: no confirmations, notes or progress; data and errors only
+    json: bool = False  # --json: one JSON object on stdout, and no colour anywhere
 
 
 STATE = GlobalState()
@@ -50,41 +58,32 @@ def home() -> Path:
     return resolve_home(STATE.home_flag)
 
 
-class SafeConsole(Console):
-    """A rich Console that shows every string it renders through ``termsafe.escape``.
-
-    Printed strings and table cells both pass through ``render_str``, so text from a file, a
-    credential or the network cannot move the cursor, recolour or reorder the screen. Markup,
-    emoji codes and highlighting are off: ``[bold]`` in a hostile string is shown as typed.
-    """
-
-    def render_str(self, text: str, **kwargs: Any) -> Text:
-        """The escaped ``text`` as rich Text (markup never interpreted)."""
-        kwargs["markup"] = False
-        kwargs["emoji"] = False
-        return super().render_str(escape(text), **kwargs)
-
-
 def fetcher() -> Fetcher:
     """The guarded fetcher for URLs named by others; loopback only with `allow-local-urls`."""
+    from ..httpfetch import LOCAL_URLS_SETTING, Fetcher
+
     return Fetcher(allow_local=read_config(home()).get(LOCAL_URLS_SETTING) == "true")
 
 
 def stdout_console() -> Console:
     """Console for results on stdout."""
-    return SafeConsole(highlight=False, soft_wrap=True, emoji=False, markup=False)
+    from ._console import safe_console
+
+    return safe_console()
 
 
 def stderr_console() -> Console:
     """Console for warnings on stderr (shown even under --quiet)."""
-    return SafeConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False, markup=False)
+    from ._console import safe_console
+
+    return safe_console(stderr=True)
 
 
 def notes_console() -> Console:
     """Console for notes and progress on stderr (silent under --quiet)."""
-    return SafeConsole(
-        stderr=True, quiet=STATE.quiet, highlight=False, soft_wrap=True, emoji=False, markup=False
-    )
+    from ._console import safe_console
+
+    return safe_console(stderr=True, quiet=STATE.quiet)
 
 
 def print_lines(console: Console, text: str) -> None:
@@ -162,6 +161,8 @@ def _refuse_weak_passphrase(value: str) -> None:
 
 def unlock() -> Wallet:
     """Open and unlock the wallet of this invocation."""
+    from ..unlock import open_wallet
+
     return open_wallet(home(), passphrase_source())
 
 
@@ -196,6 +197,8 @@ def write_binary_out(out: str, write: Callable[[BinaryIO], object], what: str) -
         write(sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return "-"
+    from ..safewrite import atomic_writer
+
     target = Path(out)
     if target.is_dir():
         raise UsageError("--out is a directory", "give a file name")
