@@ -17,6 +17,7 @@ from ..errors import EXIT_INTERNAL, EXIT_USAGE, HealthWalletError
 from ..termsafe import escape, escape_lines
 from . import _coerce, _common, _help
 from ._common import STATE
+from ._style import paint
 
 app = typer.Typer(
     name="healthwallet",
@@ -119,13 +120,29 @@ def _command_name(argv: list[str]) -> str | None:
 
 
 def _register(argv: list[str]) -> None:
-    """Attach the command's module, or every module for help and unknown commands."""
+    """Attach the command's module, or every module for help and unknown commands.
+
+    Then keep only the command asked for: typer turns each registered function into a click
+    command (its signature and annotations evaluated) before parsing, so a module's other
+    commands would cost start-up time for nothing.
+    """
     import importlib
 
-    wanted = _COMMAND_MODULES.get(_command_name(argv) or "")
+    command = _command_name(argv) or ""
+    wanted = _COMMAND_MODULES.get(command)
     modules = [wanted] if wanted else list(dict.fromkeys(_COMMAND_MODULES.values()))
+    app.registered_commands = []  # a fresh set for each run (tests run the app in-process)
+    app.registered_groups = []
     for name in modules:
         importlib.import_module(f"{__package__}.{name}").register(app)
+    if wanted:
+        app.registered_commands = [
+            info
+            for info in app.registered_commands
+            if (info.name or typer.main.get_command_name(getattr(info.callback, "__name__", "")))
+            == command
+        ]
+        app.registered_groups = [info for info in app.registered_groups if info.name == command]
 
 
 def _wants_json(argv: list[str]) -> bool:
@@ -144,8 +161,14 @@ def report_error(message: str, hint: str, code: int, as_json: bool) -> int:
         sys.stdout.write(
             json.dumps({"error": {"message": message, "hint": hint, "exit_code": code}}) + "\n"
         )
-    sys.stderr.write(f"error: {message}\nhint: {hint}\n")
+    write_problem(message, hint)
     return code
+
+
+def write_problem(message: str, hint: str) -> None:
+    """The two stderr lines; only the ``error:`` and ``hint:`` labels are ever coloured."""
+    error, hint_label = paint("error:", "bad", sys.stderr), paint("hint:", "hint", sys.stderr)
+    sys.stderr.write(f"{error} {message}\n{hint_label} {hint}\n")
 
 
 def _print_trace() -> None:
@@ -176,7 +199,7 @@ def run_app(argv: list[str]) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("error: interrupted\nhint: nothing was left half-done\n")
+        write_problem("interrupted", "nothing was left half-done")
         return 130
     except BrokenPipeError:
         return 0

@@ -8,6 +8,7 @@ the function that needs it; tests/cli/test_startup.py holds every command to thi
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import os
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, cast
 
 import typer
 
@@ -58,11 +59,26 @@ def home() -> Path:
     return resolve_home(STATE.home_flag)
 
 
+@dataclass(frozen=True)
+class _FetcherOnFirstUse:
+    """The guarded fetcher, made when a URL is first fetched: a command that fetches nothing
+    (verify against a status list file) never loads http.client and ssl."""
+
+    deadline: float | None = None  # None: the fetcher's default (``dataclasses.replace`` sets it)
+
+    def get(self, url_text: str, what: str, *, max_bytes: int, accept: str) -> bytes:
+        """``Fetcher.get`` of a fetcher that allows loopback only with `allow-local-urls`."""
+        from ..httpfetch import LOCAL_URLS_SETTING, Fetcher
+
+        real = Fetcher(allow_local=read_config(home()).get(LOCAL_URLS_SETTING) == "true")
+        if self.deadline is not None:
+            real = dataclasses.replace(real, deadline=self.deadline)
+        return real.get(url_text, what, max_bytes=max_bytes, accept=accept)
+
+
 def fetcher() -> Fetcher:
     """The guarded fetcher for URLs named by others; loopback only with `allow-local-urls`."""
-    from ..httpfetch import LOCAL_URLS_SETTING, Fetcher
-
-    return Fetcher(allow_local=read_config(home()).get(LOCAL_URLS_SETTING) == "true")
+    return cast("Fetcher", _FetcherOnFirstUse())
 
 
 def stdout_console() -> Console:

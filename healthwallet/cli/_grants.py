@@ -460,8 +460,6 @@ def cmd_verify(
 
     Example: healthwallet verify knee.hwgrant --recipient did:key:z6Mk…
     """
-    from ..grants import verify_grant
-
     moment = parse_instant(at, "--at") if at else None
     if recipient is not None:
         # A malformed DID is a usage error, not a failed check.
@@ -477,6 +475,8 @@ def cmd_verify(
     else:
         my_did = read_info(home()).did if wallet_exists(home()) else None
     with _open_grant_file(grant_file) as handle:
+        from ..grants import verify_grant  # after the cheap checks of the file
+
         verdict = verify_grant(
             handle,
             recipient_did=my_did,

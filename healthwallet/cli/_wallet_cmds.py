@@ -128,7 +128,6 @@ def cmd_where(as_json: JsonOption = False) -> None:
 
     Example: healthwallet where --json
     """
-    from ..keystore import KEYRING_SERVICE, KEYSTORE_FILE
     from ..wallet import home_source, read_info, wallet_exists
 
     active = home()
@@ -138,6 +137,8 @@ def cmd_where(as_json: JsonOption = False) -> None:
         "wallet": wallet_exists(active),
     }
     if payload["wallet"]:
+        from ..keystore import KEYRING_SERVICE, KEYSTORE_FILE
+
         info = read_info(active)
         payload["did"] = info.did
         payload["keystore"] = info.keystore
