@@ -150,7 +150,7 @@ def cmd_verify(
     payload = dict(result.to_json(), problems=list(result.problems))
 
     def human(out: Console) -> None:
-        from ._console import line, mark
+        from ._style import line, mark
 
         out.print(line(mark(result.valid), f" record {record.id}"))
         out.print(f"  root         {result.root}")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +13,7 @@ from healthwallet import __version__, hardening
 
 from ..errors import EXIT_INTERNAL, EXIT_USAGE, HealthWalletError
 from ..termsafe import escape, escape_lines
-from . import _coerce, _common, _help
+from . import _coerce, _common, _help, _style
 from ._common import STATE
 from ._style import paint
 
@@ -173,6 +171,8 @@ def write_problem(message: str, hint: str) -> None:
 
 def _print_trace() -> None:
     """The --debug traceback, escaped like every other line (it quotes messages)."""
+    import traceback
+
     sys.stderr.write(escape_lines(traceback.format_exc()))
 
 
@@ -187,7 +187,8 @@ def run_app(argv: list[str]) -> int:
     _register(argv)
     _help.install()
     _coerce.install()
-    as_json = STATE.json = _wants_json(argv)
+    as_json = _wants_json(argv)
+    _style.set_json(as_json)
     STATE.debug = "--debug" in argv
     try:
         result = app(args=argv, prog_name="healthwallet", standalone_mode=False)
@@ -203,19 +204,6 @@ def run_app(argv: list[str]) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except sqlite3.DatabaseError as exc:
-        if STATE.debug:
-            traceback.print_exc()
-        if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
-            return _internal(exc, as_json)  # our misuse of the API, not the file's fault
-        # An index, registry or log in the wallet home that is damaged, truncated, missing
-        # its tables or locked past the timeout: the home's bytes are input like any other.
-        return report_error(
-            f"a database in the wallet home is damaged or unreadable ({type(exc).__name__})",
-            "run `healthwallet doctor`; restore the wallet from a backup if it is damaged",
-            EXIT_USAGE,
-            as_json,
-        )
     except typer.TyperException as exc:
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
@@ -224,11 +212,34 @@ def run_app(argv: list[str]) -> int:
         command = ctx.command_path if ctx is not None else "healthwallet"
         return report_error(exc.format_message(), f"see `{command} --help`", EXIT_USAGE, as_json)
     except Exception as exc:
+        database = _database_error(exc, as_json)
+        if database is not None:
+            return database
         if STATE.debug:
             _print_trace()
         return _internal(exc, as_json)
     finally:
         _common.STATE.passphrase_file = None
+
+
+def _database_error(exc: Exception, as_json: bool) -> int | None:
+    """The exit for an sqlite3 error, None for any other exception. (sqlite3 is looked up, not
+    imported: a run that never loaded it cannot have raised its errors.)"""
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is None or not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    if STATE.debug:
+        _print_trace()
+    if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return _internal(exc, as_json)  # our misuse of the API, not the file's fault
+    # An index, registry or log in the wallet home that is damaged, truncated, missing
+    # its tables or locked past the timeout: the home's bytes are input like any other.
+    return report_error(
+        f"a database in the wallet home is damaged or unreadable ({type(exc).__name__})",
+        "run `healthwallet doctor`; restore the wallet from a backup if it is damaged",
+        EXIT_USAGE,
+        as_json,
+    )
 
 
 def _internal(exc: Exception, as_json: bool) -> int:

@@ -9,7 +9,6 @@ the function that needs it; tests/cli/test_startup.py holds every command to thi
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import json
 import os
 import sys
@@ -48,7 +47,6 @@ class GlobalState:
     debug: bool = False
     allow_weak_passphrase: bool = False  # set by --allow-weak-passphrase where a key is sealed
     quiet: bool = False  # --quiet: no confirmations, notes or progress; data and errors only
-    json: bool = False  # --json: one JSON object on stdout, and no colour anywhere
 
 
 STATE = GlobalState()
@@ -82,10 +80,15 @@ def fetcher() -> Fetcher:
 
 
 def stdout_console() -> Console:
-    """Console for results on stdout."""
-    from ._console import safe_console
+    """Console for results on stdout (rich is loaded only to print a table or the like)."""
+    from ._style import LineConsole
 
-    return safe_console()
+    def rich_console() -> Console:
+        from ._console import safe_console
+
+        return safe_console()
+
+    return cast("Console", LineConsole(rich_console))
 
 
 def stderr_console() -> Console:
@@ -139,6 +142,8 @@ def passphrase_source() -> PassphraseSource:
         elif os.environ.get(PASSPHRASE_ENV) is not None:
             value = os.environ[PASSPHRASE_ENV]
         elif sys.stdin.isatty():
+            import getpass
+
             value = getpass.getpass("New passphrase: " if new else "Passphrase: ")
             if new and getpass.getpass("Repeat passphrase: ") != value:
                 raise UsageError("the passphrases did not match", "run the command again")

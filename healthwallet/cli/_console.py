@@ -1,4 +1,4 @@
-"""The rich console every command prints through: hostile text escaped, our marks coloured."""
+"""The rich console for tables and other renderables: hostile text escaped, our marks coloured."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..termsafe import escape
-from ._style import STYLES, colour_on
+from ._style import STYLES, Marked, colour_on
 
 
 class SafeConsole(Console):
@@ -18,8 +18,7 @@ class SafeConsole(Console):
     Printed strings and table cells both pass through ``render_str``, so text from a file, a
     credential or the network cannot move the cursor, recolour or reorder the screen. Markup,
     emoji codes and highlighting are off: ``[bold]`` in a hostile string is shown as typed.
-    Colour comes only from ``mark`` and ``verdict`` (our own words), and only where
-    ``_style.colour_on`` allows it.
+    Colour comes only from our marks (``_style.mark``), and only where ``colour_on`` allows it.
     """
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
@@ -27,6 +26,10 @@ class SafeConsole(Console):
         kwargs["markup"] = False
         kwargs["emoji"] = False
         return super().render_str(escape(text), **kwargs)
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """``Console.print``, with our marked lines (``_style.line``) shown in their colours."""
+        super().print(*map(as_rich, objects), **kwargs)
 
 
 def safe_console(stderr: bool = False, quiet: bool = False) -> Console:
@@ -43,12 +46,10 @@ def safe_console(stderr: bool = False, quiet: bool = False) -> Console:
     )
 
 
-def mark(ok: bool, word: str = "") -> Text:
-    """A green ✓ (or ✓ WORD) when ``ok``, else a red ✗ (✗ WORD); ``word`` is our own text."""
-    text = ("✓" if ok else "✗") + (f" {word}" if word else "")
-    return Text(text, style=STYLES["ok" if ok else "bad"][0])
-
-
-def line(*parts: str | Text) -> Text:
-    """One line from parts: strings escaped (they may quote data), marks kept as they are."""
-    return Text.assemble(*(part if isinstance(part, Text) else escape(part) for part in parts))
+def as_rich(item: Any) -> Any:
+    """``item`` as rich renders it: a marked line becomes styled Text (data escaped)."""
+    if not isinstance(item, Marked):
+        return item
+    return Text.assemble(
+        *((text, STYLES[kind][0]) if kind else escape(text) for text, kind in item.parts)
+    )

@@ -350,7 +350,7 @@ def cmd_log(as_json: JsonOption = False) -> None:
                 str(entry.get("seq")), str(entry.get("time")), str(entry.get("event")), details
             )
         console.print(table)
-        from ._console import line, mark
+        from ._style import line, mark
 
         outcome = "chain intact" if report.ok else f"chain broken at entry {report.first_bad}"
         reason = "" if report.ok else f": {report.reason}"
@@ -405,7 +405,7 @@ def _skew() -> timedelta:
 
 def render_verdict(console: Console, verdict: Verdict) -> None:
     """The human verdict: who, what, until when, and each check."""
-    from ._console import line, mark
+    from ._style import line, mark
 
     data = verdict.to_json()
     word = "VALID" if verdict.valid else "INVALID"
@@ -539,7 +539,7 @@ def cmd_open(
     payload = {"grant_id": grant_id, "records": [dict(r) for r in opened]}
 
     def human(console: Console) -> None:
-        from ._console import line, mark
+        from ._style import line, mark
 
         console.print(f"Opened grant {grant_id}")
         for record in opened:

@@ -104,7 +104,7 @@ def cmd_id(
     entries = identity_history(info)
 
     def human(out: Console) -> None:
-        from ._console import line, mark
+        from ._style import line, mark
 
         out.print(info.did)
         if not entries:
@@ -174,7 +174,7 @@ def cmd_doctor(as_json: JsonOption = False) -> None:
     payload = {"ok": not problems, "problems": problems, "records": count, "repaired": repaired}
 
     def human(out: Console) -> None:
-        from ._console import line, mark
+        from ._style import line, mark
 
         out.print(line(mark(True), " keystore opens"))
         out.print(line(mark(not problems), f" {count} record(s) checked"))

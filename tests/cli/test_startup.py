@@ -24,6 +24,7 @@ HEAVY = (
     "pyarrow",
     "httpx",
     "nacl",
+    "rich.console",  # a plain line is written without rich; a table loads it
     "rich.progress",
     "starlette",
     "uvicorn",
@@ -71,7 +72,7 @@ def nobody_and_grant(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str
 
 # (command line, heavy modules it may load because its work needs them)
 CASES = {
-    "config-list": (("config", "list"), ()),
+    "config-list": (("config", "list"), ("rich.console",)),  # a table
     "config-list-json": (("config", "list", "--json"), ()),
     "where": (("where",), ()),
     "help": (("--help",), ()),
