@@ -1,9 +1,10 @@
 """The one place that decides colour, and the plain console that prints lines without rich.
 
-Colour is on only when the stream is a terminal, ``NO_COLOR`` is unset or empty (no-color.org),
-and the command was not asked for ``--json``. It is added around our own marks (✓, ✗, VALID,
-INVALID, ``error:``, ``hint:``), never taken from data: every string from outside is written
-through ``termsafe.escape``, so a hostile escape sequence is shown as ``\\x1b[…`` text.
+Colour is on only when the stream is a terminal (and not ``TERM=dumb``), ``NO_COLOR`` is unset
+or empty (no-color.org), and the command was not asked for ``--json``. It is added around our
+own marks (✓, ✗, VALID, INVALID, ``error:``, ``hint:``), never taken from data: every string
+from outside is written through ``termsafe.escape``, so a hostile escape sequence is shown as
+``\\x1b[…`` text.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def set_json(as_json: bool) -> None:
 
 def colour_on(stream: TextIO) -> bool:
     """True when marks written to ``stream`` should be coloured."""
-    if os.environ.get("NO_COLOR", "") != "" or _Run.json:
+    if os.environ.get("NO_COLOR", "") != "" or _Run.json or os.environ.get("TERM") == "dumb":
         return False
     try:
         return stream.isatty()

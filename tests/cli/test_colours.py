@@ -96,8 +96,8 @@ def test_invalid_verdict_and_error_are_red_and_hint_dim_on_a_terminal(setup, tmp
     assert re.search(rb"\n" + DIM + rb"hint:\x1b\[0m check the path\n", err), err
 
 
-@pytest.mark.parametrize("how", ["no-color", "no-color-0", "pipe", "json"])
-def test_no_colour_under_no_color_in_a_pipe_and_with_json(setup, tmp_path, how: str) -> None:
+@pytest.mark.parametrize("how", ["no-color", "no-color-0", "pipe", "json", "term-dumb"])
+def test_no_colour_under_no_color_in_a_pipe_with_json_and_on_a_dumb_terminal(setup, tmp_path, how: str) -> None:
     env, grant, listed = setup
     run = on_terminal
     extra: tuple[str, ...] = ()
@@ -105,6 +105,8 @@ def test_no_colour_under_no_color_in_a_pipe_and_with_json(setup, tmp_path, how: 
         env = dict(env, NO_COLOR="0" if how == "no-color-0" else "1")  # any value counts
     elif how == "pipe":
         run = in_a_pipe
+    elif how == "term-dumb":
+        env = dict(env, TERM="dumb")
     else:
         extra = ("--json",)
     code, out, err = run(env, "verify", grant, "--status-list", listed, *extra)
