@@ -9,14 +9,14 @@ import typer
 from ..wallet import Wallet, read_config
 from ._common import JsonOption, emit, unlock
 
-anchor_app = typer.Typer(
-    help="Anchor record commitments to a ledger and check them.", invoke_without_command=True
-)
-
 if TYPE_CHECKING:
     from rich.console import Console
 
     from ..vault import Vault
+
+anchor_app = typer.Typer(
+    help="Anchor record commitments to a ledger and check them.", invoke_without_command=True
+)
 ledger_app = typer.Typer(help="Ledger backends.", no_args_is_help=True)
 
 LedgerOption = Annotated[

@@ -23,6 +23,11 @@ from ._common import (
     unlock,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..rotation import Checkpoint
+
 key_app = typer.Typer(
     help="Show the recovery phrase, or rotate the identity key.", no_args_is_help=True
 )
@@ -41,11 +46,6 @@ ROTATE_NOTE = (
     "Your recovery phrase has changed. Run `healthwallet key export --phrase` and write down the\n"
     "new one, then make a new backup: backups made before now open only with the old phrase."
 )
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from ..rotation import Checkpoint
 
 PhraseFileOption = Annotated[
     Path | None,
