@@ -17,13 +17,15 @@ import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from nacl import bindings
 
 from . import jsonutil, keys, limits
 from .errors import BadInputError, UsageError
-from .httpfetch import Fetcher, fetch_document
+
+if TYPE_CHECKING:  # http.client and ssl load only when a URL is fetched
+    from .httpfetch import Fetcher
 
 PREFIX: Final = "did:web:"
 MAX_DOCUMENT_BYTES: Final = 100 * 1024
@@ -81,6 +83,8 @@ def resolve_key_agreement(did: str, *, transport: Fetcher | None = None) -> KeyA
     BadInputError when it is not a DID document for ``did`` or has no usable key. The fetch
     goes through the guarded fetcher ``transport`` (strict by default: public https only).
     """
+    from .httpfetch import fetch_document
+
     url = document_url(did)
     raw = fetch_document(
         url,

@@ -7,19 +7,17 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from . import jsonutil
 from .errors import HealthWalletError, NotFoundError, UsageError
 from .fsutil import ensure_private_dir, refuse_links_in_home
-from .keys import Identity
-from .keystore import (
-    KeyringLike,
-    KeystoreKind,
-    system_keyring,
-)
 from .safewrite import JOURNAL_DIR, OutputDir, atomic_write_bytes, sweep_journal
 from .settings import check_setting
+
+if TYPE_CHECKING:  # keys and keystore load libsodium: only the commands that unlock need them
+    from .keys import Identity
+    from .keystore import KeyringLike, KeystoreKind
 
 WALLET_FILE = "wallet.json"
 ROTATION_FILE = "rotation.json"  # present only while a key rotation is unfinished (rotation.py)
@@ -123,7 +121,7 @@ def read_info(home: Path) -> WalletInfo:
     )
     return WalletInfo(
         did=jsonutil.text(raw, "did", "the wallet file", _DamagedWallet),
-        keystore=cast(KeystoreKind, keystore),
+        keystore=cast("KeystoreKind", keystore),
         wallet_id=jsonutil.text(raw, "wallet_id", "the wallet file", _DamagedWallet),
         created=jsonutil.text(raw, "created", "the wallet file", _DamagedWallet),
         history=history,
@@ -143,6 +141,8 @@ def choose_keystore(
     """The keystore to use: the one asked for, else the OS keyring when present, else a file."""
     if requested is not None:
         return requested
+    from .keystore import system_keyring
+
     return "keyring" if (keyring_backend or system_keyring()) is not None else "file"
 
 

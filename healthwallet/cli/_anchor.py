@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from ..vault import Vault
 from ..wallet import Wallet, read_config
 from ._common import JsonOption, emit, unlock
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..vault import Vault
 
 anchor_app = typer.Typer(
     help="Anchor record commitments to a ledger and check them.", invoke_without_command=True
@@ -55,6 +57,8 @@ def open_ledger(wallet: Wallet, name: str | None) -> Any:
 
 
 def _commitments(wallet: Wallet) -> tuple[Vault, dict[str, str]]:
+    from ..vault import Vault
+
     vault = Vault(wallet.home, wallet.identity.vault_key)
     return vault, {record.id: record.commitment for record in vault.records()}
 
@@ -107,6 +111,8 @@ def cmd_status(ledger: LedgerOption = None, as_json: JsonOption = False) -> None
     payload = dict(status.to_json(), problems=list(status.problems))
 
     def human(out: Console) -> None:
+        from rich.table import Table
+
         table = Table("pending", "anchored", "confirmed")
         table.add_row(str(status.pending), str(status.anchored), str(status.confirmed))
         out.print(table)
@@ -132,6 +138,8 @@ def cmd_verify(
     from ..anchors import AnchorStore
 
     wallet = unlock()
+    from ..vault import Vault
+
     vault = Vault(wallet.home, wallet.identity.vault_key)
     record = vault.verify(record_id)  # decrypts and recomputes SHA-256(salt || content)
     vault.close()
@@ -142,13 +150,14 @@ def cmd_verify(
     payload = dict(result.to_json(), problems=list(result.problems))
 
     def human(out: Console) -> None:
-        mark = "✓" if result.valid else "✗"
-        out.print(f"{mark} record {record.id}")
+        from ._style import line, mark
+
+        out.print(line(mark(result.valid), f" record {record.id}"))
         out.print(f"  root         {result.root}")
         out.print(f"  ledger       {result.ledger}")
         out.print(f"  anchored at  {result.anchored_at}")
         for problem in result.problems:
-            out.print(f"  ✗ {problem}")
+            out.print(line("  ", mark(False), f" {problem}"))
 
     emit(as_json, payload, human)
     if not result.valid:

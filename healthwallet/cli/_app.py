@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -15,8 +13,9 @@ from healthwallet import __version__, hardening
 
 from ..errors import EXIT_INTERNAL, EXIT_USAGE, HealthWalletError
 from ..termsafe import escape, escape_lines
-from . import _common, _help
+from . import _coerce, _common, _help, _style
 from ._common import STATE
+from ._style import paint
 
 app = typer.Typer(
     name="healthwallet",
@@ -122,13 +121,29 @@ def _command_name(argv: list[str]) -> str | None:
 
 
 def _register(argv: list[str]) -> None:
-    """Attach the command's module, or every module for help and unknown commands."""
+    """Attach the command's module, or every module for help and unknown commands.
+
+    Then keep only the command asked for: typer turns each registered function into a click
+    command (its signature and annotations evaluated) before parsing, so a module's other
+    commands would cost start-up time for nothing.
+    """
     import importlib
 
-    wanted = _COMMAND_MODULES.get(_command_name(argv) or "")
+    command = _command_name(argv) or ""
+    wanted = _COMMAND_MODULES.get(command)
     modules = [wanted] if wanted else list(dict.fromkeys(_COMMAND_MODULES.values()))
+    app.registered_commands = []  # a fresh set for each run (tests run the app in-process)
+    app.registered_groups = []
     for name in modules:
         importlib.import_module(f"{__package__}.{name}").register(app)
+    if wanted:
+        app.registered_commands = [
+            info
+            for info in app.registered_commands
+            if (info.name or typer.main.get_command_name(getattr(info.callback, "__name__", "")))
+            == command
+        ]
+        app.registered_groups = [info for info in app.registered_groups if info.name == command]
 
 
 def _wants_json(argv: list[str]) -> bool:
@@ -147,12 +162,20 @@ def report_error(message: str, hint: str, code: int, as_json: bool) -> int:
         sys.stdout.write(
             json.dumps({"error": {"message": message, "hint": hint, "exit_code": code}}) + "\n"
         )
-    sys.stderr.write(f"error: {message}\nhint: {hint}\n")
+    write_problem(message, hint)
     return code
+
+
+def write_problem(message: str, hint: str) -> None:
+    """The two stderr lines; only the ``error:`` and ``hint:`` labels are ever coloured."""
+    error, hint_label = paint("error:", "bad", sys.stderr), paint("hint:", "hint", sys.stderr)
+    sys.stderr.write(f"{error} {message}\n{hint_label} {hint}\n")
 
 
 def _print_trace() -> None:
     """The --debug traceback, escaped like every other line (it quotes messages)."""
+    import traceback
+
     sys.stderr.write(escape_lines(traceback.format_exc()))
 
 
@@ -166,7 +189,9 @@ def run_app(argv: list[str]) -> int:
         argv = []  # the shell passes the words in the environment; register every command
     _register(argv)
     _help.install()
+    _coerce.install()
     as_json = _wants_json(argv)
+    _style.set_json(as_json)
     STATE.debug = "--debug" in argv
     try:
         result = app(args=argv, prog_name="healthwallet", standalone_mode=False)
@@ -178,23 +203,10 @@ def run_app(argv: list[str]) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("error: interrupted\nhint: nothing was left half-done\n")
+        write_problem("interrupted", "nothing was left half-done")
         return 130
     except BrokenPipeError:
         return 0
-    except sqlite3.DatabaseError as exc:
-        if STATE.debug:
-            traceback.print_exc()
-        if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
-            return _internal(exc, as_json)  # our misuse of the API, not the file's fault
-        # An index, registry or log in the wallet home that is damaged, truncated, missing
-        # its tables or locked past the timeout: the home's bytes are input like any other.
-        return report_error(
-            f"a database in the wallet home is damaged or unreadable ({type(exc).__name__})",
-            "run `healthwallet doctor`; restore the wallet from a backup if it is damaged",
-            EXIT_USAGE,
-            as_json,
-        )
     except typer.TyperException as exc:
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
@@ -203,11 +215,34 @@ def run_app(argv: list[str]) -> int:
         command = ctx.command_path if ctx is not None else "healthwallet"
         return report_error(exc.format_message(), f"see `{command} --help`", EXIT_USAGE, as_json)
     except Exception as exc:
+        database = _database_error(exc, as_json)
+        if database is not None:
+            return database
         if STATE.debug:
             _print_trace()
         return _internal(exc, as_json)
     finally:
         _common.STATE.passphrase_file = None
+
+
+def _database_error(exc: Exception, as_json: bool) -> int | None:
+    """The exit for an sqlite3 error, None for any other exception. (sqlite3 is looked up, not
+    imported: a run that never loaded it cannot have raised its errors.)"""
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is None or not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    if STATE.debug:
+        _print_trace()
+    if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return _internal(exc, as_json)  # our misuse of the API, not the file's fault
+    # An index, registry or log in the wallet home that is damaged, truncated, missing
+    # its tables or locked past the timeout: the home's bytes are input like any other.
+    return report_error(
+        f"a database in the wallet home is damaged or unreadable ({type(exc).__name__})",
+        "run `healthwallet doctor`; restore the wallet from a backup if it is damaged",
+        EXIT_USAGE,
+        as_json,
+    )
 
 
 def _internal(exc: Exception, as_json: bool) -> int:

@@ -6,15 +6,18 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.console import Console
 
-from ..backup import BackupKey, create_backup, inspect_backup, restore_backup
 from ..errors import KeystoreError, UsageError
 from ._common import JsonOption, emit, home, human_size, passphrase_source, unlock
 from ._keys import PhraseFileOption, read_phrase
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..backup import BackupKey
 
 BACKUP_PASSPHRASE_ENV = "HEALTHWALLET_BACKUP_PASSPHRASE"  # noqa: S105 (a variable name)
 
@@ -83,6 +86,8 @@ def cmd_backup(
 
     Example: healthwallet backup --out wallet.hwbackup
     """
+    from ..backup import create_backup
+
     wallet = unlock()
     secret = None
     if passphrase or backup_passphrase_file is not None:
@@ -109,6 +114,8 @@ def cmd_backup(
 def _backup_key(
     file: Path, phrase_file: Path | None, backup_passphrase_file: Path | None
 ) -> BackupKey:
+    from ..backup import BackupKey, inspect_backup
+
     if phrase_file is not None:
         return BackupKey(seed=read_phrase(phrase_file))
     if backup_passphrase_file is not None or os.environ.get(BACKUP_PASSPHRASE_ENV) is not None:
@@ -150,6 +157,8 @@ def cmd_restore(
         raise UsageError(
             f"unknown keystore {keystore!r}", "use --keystore keyring or --keystore file"
         )
+    from ..backup import inspect_backup, restore_backup
+
     inspect_backup(file)  # a damaged or foreign file is reported before asking for secrets
     key = _backup_key(file, phrase_file, backup_passphrase_file)
     kind: Literal["keyring", "file"] | None = keystore  # type: ignore[assignment]

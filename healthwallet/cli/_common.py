@@ -1,8 +1,14 @@
-"""What every command shares: global state, output (human or --json), passphrases."""
+"""What every command shares: global state, output (human or --json), passphrases.
+
+Start-up discipline (docs/adr/0013-startup-without-pydantic.md): this module and every command
+module import at their top only typer, the standard library and light core modules. Anything
+heavier (rich, libsodium, didkit, httpx, duckdb, the vault, the keystore …) is imported inside
+the function that needs it; tests/cli/test_startup.py holds every command to this.
+"""
 
 from __future__ import annotations
 
-import getpass
+import dataclasses
 import json
 import os
 import sys
@@ -10,19 +16,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, cast
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from ..errors import KeystoreError, UsageError
-from ..httpfetch import LOCAL_URLS_SETTING, Fetcher
-from ..keystore import PassphraseSource
-from ..safewrite import atomic_writer
 from ..termsafe import escape
-from ..unlock import open_wallet
-from ..wallet import Wallet, read_config, resolve_home
+from ..wallet import read_config, resolve_home
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..httpfetch import Fetcher
+    from ..keystore import PassphraseSource
+    from ..wallet import Wallet
 
 PASSPHRASE_ENV = "HEALTHWALLET_PASSPHRASE"  # noqa: S105 (a variable name, not a secret)
 
@@ -50,41 +57,52 @@ def home() -> Path:
     return resolve_home(STATE.home_flag)
 
 
-class SafeConsole(Console):
-    """A rich Console that shows every string it renders through ``termsafe.escape``.
+@dataclass(frozen=True)
+class _FetcherOnFirstUse:
+    """The guarded fetcher, made when a URL is first fetched: a command that fetches nothing
+    (verify against a status list file) never loads http.client and ssl."""
 
-    Printed strings and table cells both pass through ``render_str``, so text from a file, a
-    credential or the network cannot move the cursor, recolour or reorder the screen. Markup,
-    emoji codes and highlighting are off: ``[bold]`` in a hostile string is shown as typed.
-    """
+    deadline: float | None = None  # None: the fetcher's default (``dataclasses.replace`` sets it)
 
-    def render_str(self, text: str, **kwargs: Any) -> Text:
-        """The escaped ``text`` as rich Text (markup never interpreted)."""
-        kwargs["markup"] = False
-        kwargs["emoji"] = False
-        return super().render_str(escape(text), **kwargs)
+    def get(self, url_text: str, what: str, *, max_bytes: int, accept: str) -> bytes:
+        """``Fetcher.get`` of a fetcher that allows loopback only with `allow-local-urls`."""
+        from ..httpfetch import LOCAL_URLS_SETTING, Fetcher
+
+        real = Fetcher(allow_local=read_config(home()).get(LOCAL_URLS_SETTING) == "true")
+        if self.deadline is not None:
+            real = dataclasses.replace(real, deadline=self.deadline)
+        return real.get(url_text, what, max_bytes=max_bytes, accept=accept)
 
 
 def fetcher() -> Fetcher:
     """The guarded fetcher for URLs named by others; loopback only with `allow-local-urls`."""
-    return Fetcher(allow_local=read_config(home()).get(LOCAL_URLS_SETTING) == "true")
+    return cast("Fetcher", _FetcherOnFirstUse())
 
 
 def stdout_console() -> Console:
-    """Console for results on stdout."""
-    return SafeConsole(highlight=False, soft_wrap=True, emoji=False, markup=False)
+    """Console for results on stdout (rich is loaded only to print a table or the like)."""
+    from ._style import LineConsole
+
+    def rich_console() -> Console:
+        from ._console import safe_console
+
+        return safe_console()
+
+    return cast("Console", LineConsole(rich_console))
 
 
 def stderr_console() -> Console:
     """Console for warnings on stderr (shown even under --quiet)."""
-    return SafeConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False, markup=False)
+    from ._console import safe_console
+
+    return safe_console(stderr=True)
 
 
 def notes_console() -> Console:
     """Console for notes and progress on stderr (silent under --quiet)."""
-    return SafeConsole(
-        stderr=True, quiet=STATE.quiet, highlight=False, soft_wrap=True, emoji=False, markup=False
-    )
+    from ._console import safe_console
+
+    return safe_console(stderr=True, quiet=STATE.quiet)
 
 
 def print_lines(console: Console, text: str) -> None:
@@ -124,6 +142,8 @@ def passphrase_source() -> PassphraseSource:
         elif os.environ.get(PASSPHRASE_ENV) is not None:
             value = os.environ[PASSPHRASE_ENV]
         elif sys.stdin.isatty():
+            import getpass
+
             value = getpass.getpass("New passphrase: " if new else "Passphrase: ")
             if new and getpass.getpass("Repeat passphrase: ") != value:
                 raise UsageError("the passphrases did not match", "run the command again")
@@ -163,6 +183,7 @@ def _refuse_weak_passphrase(value: str) -> None:
 def unlock() -> Wallet:
     """Open and unlock the wallet of this invocation (through its unlock agent, if any)."""
     from ..agent.session import agent_for
+    from ..unlock import open_wallet
 
     wallet_home = home()
     return open_wallet(wallet_home, passphrase_source(), agent=agent_for(wallet_home, os.environ))
@@ -199,6 +220,8 @@ def write_binary_out(out: str, write: Callable[[BinaryIO], object], what: str) -
         write(sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return "-"
+    from ..safewrite import atomic_writer
+
     target = Path(out)
     if target.is_dir():
         raise UsageError("--out is a directory", "give a file name")

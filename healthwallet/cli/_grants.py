@@ -8,15 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ..errors import BadInputError, NotFoundError, UsageError, VerificationError
 from ..idprefix import resolve_id
-from ..keys import ed25519_from_did
 from ..safewrite import JOURNAL_DIR
 from ..timeutil import parse_expiry, parse_instant, utc_now
-from ..vault import Record, Vault
 from ..wallet import Wallet, read_config, read_info, wallet_exists
 from ._common import (
     JsonOption,
@@ -31,7 +27,10 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ..grants import GrantRecord, Verdict
+    from ..vault import Record, Vault
 
 status_app = typer.Typer(help="Publish the signed revocation status lists.", no_args_is_help=True)
 
@@ -164,6 +163,8 @@ def cmd_grant(
     if web:
         didweb.document_url(doctor_did)
     else:
+        from ..keys import ed25519_from_did
+
         ed25519_from_did(doctor_did)
     if out != "-" and Path(out).is_dir():
         raise UsageError("--out is a directory", "give a file name, e.g. --out grant.hwgrant")
@@ -176,6 +177,8 @@ def cmd_grant(
         raise UsageError("a grant to yourself is pointless", "give the doctor's DID")
     # A did:web names its keys in a document on the web: fetch it before reading any record.
     recipient_key = didweb.resolve_key_agreement(doctor_did, transport=fetcher()) if web else None
+    from ..vault import Vault
+
     vault = Vault(wallet.home, wallet.identity.vault_key)
     records = _select(vault, record_ids or [], record_type, tag)
     issued = issued_grants(wallet)
@@ -250,6 +253,8 @@ def cmd_grants(as_json: JsonOption = False) -> None:
         if not grants:
             console.print("No grants issued.")
             return
+        from rich.table import Table
+
         table = Table("grant id", "kind", "recipient", "expires", "status")
         for g in grants:
             table.add_row(g["grant_id"], g["kind"], g["recipient"], g["expires"], g["status"])
@@ -336,6 +341,8 @@ def cmd_log(as_json: JsonOption = False) -> None:
     }
 
     def human(console: Console) -> None:
+        from rich.table import Table
+
         table = Table("#", "time", "event", "details")
         for entry in entries:
             details = ", ".join(f"{k}={v}" for k, v in sorted(entry.get("details", {}).items()))
@@ -343,11 +350,11 @@ def cmd_log(as_json: JsonOption = False) -> None:
                 str(entry.get("seq")), str(entry.get("time")), str(entry.get("event")), details
             )
         console.print(table)
-        console.print(
-            "✓ chain intact"
-            if report.ok
-            else f"✗ chain broken at entry {report.first_bad}: {report.reason}"
-        )
+        from ._style import line, mark
+
+        outcome = "chain intact" if report.ok else f"chain broken at entry {report.first_bad}"
+        reason = "" if report.ok else f": {report.reason}"
+        console.print(line(mark(report.ok), f" {outcome}{reason}"))
 
     emit(as_json, payload, human, data=True)
     if not report.ok:
@@ -398,22 +405,23 @@ def _skew() -> timedelta:
 
 def render_verdict(console: Console, verdict: Verdict) -> None:
     """The human verdict: who, what, until when, and each check."""
+    from ._style import line, mark
+
     data = verdict.to_json()
-    console.print(
-        ("✓ VALID grant" if verdict.valid else "✗ INVALID grant") + f"  {data['grant_id']}"
-    )
+    word = "VALID" if verdict.valid else "INVALID"
+    console.print(line(mark(verdict.valid, word), f" grant  {data['grant_id']}"))
     console.print(f"  issuer      {data['issuer']}")
     console.print(f"  recipient   {data['recipient']}")
     console.print(f"  purpose     {data['purpose']}")
     console.print(f"  valid from  {data['issued']}")
     console.print(f"  valid until {data['expires']}")
     for record in data["records"]:
-        line = f"  record      {record['id']}  {record.get('media_type', '')}"
+        text = f"  record      {record['id']}  {record.get('media_type', '')}"
         if record.get("anchored_at"):
-            line += f"  anchored at {record['anchored_at']} on {record.get('ledger')}"
-        console.print(line)
+            text += f"  anchored at {record['anchored_at']} on {record.get('ledger')}"
+        console.print(text)
     for check in data["checks"]:
-        console.print(f"  {'✓' if check['ok'] else '✗'} {check['name']:<10} {check['detail']}")
+        console.print(line("  ", mark(check["ok"]), f" {check['name']:<10} {check['detail']}"))
 
 
 def _my_did_web(wallet_home: Path) -> tuple[str, ...]:
@@ -452,8 +460,6 @@ def cmd_verify(
 
     Example: healthwallet verify knee.hwgrant --recipient did:key:z6Mk…
     """
-    from ..grants import verify_grant
-
     moment = parse_instant(at, "--at") if at else None
     if recipient is not None:
         # A malformed DID is a usage error, not a failed check.
@@ -462,11 +468,15 @@ def cmd_verify(
 
             document_url(recipient)
         else:
+            from ..keys import ed25519_from_did
+
             ed25519_from_did(recipient)
         my_did: str | None = recipient
     else:
         my_did = read_info(home()).did if wallet_exists(home()) else None
     with _open_grant_file(grant_file) as handle:
+        from ..grants import verify_grant  # after the cheap checks of the file
+
         verdict = verify_grant(
             handle,
             recipient_did=my_did,
@@ -529,10 +539,12 @@ def cmd_open(
     payload = {"grant_id": grant_id, "records": [dict(r) for r in opened]}
 
     def human(console: Console) -> None:
+        from ._style import line, mark
+
         console.print(f"Opened grant {grant_id}")
         for record in opened:
-            mark = "✓" if record["verified"] else "✗"
-            console.print(f"  {mark} {record['id']} → {record['path']}")
+            detail = f" {record['id']} → {record['path']}"
+            console.print(line("  ", mark(record["verified"]), detail))
 
     emit(as_json, payload, human)
 

@@ -7,14 +7,11 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from ..errors import UsageError
-from ..recovery import phrase_from_seed, read_phrase_file, seed_from_phrase
-from ..rotation import Checkpoint, migrate_keystore, rotate_identity
 from ._common import (
     JsonOption,
     emit,
@@ -25,6 +22,11 @@ from ._common import (
     stderr_console,
     unlock,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..rotation import Checkpoint
 
 key_app = typer.Typer(
     help="Show the recovery phrase, or rotate the identity key.", no_args_is_help=True
@@ -44,6 +46,7 @@ ROTATE_NOTE = (
     "Your recovery phrase has changed. Run `healthwallet key export --phrase` and write down the\n"
     "new one, then make a new backup: backups made before now open only with the old phrase."
 )
+
 PhraseFileOption = Annotated[
     Path | None,
     typer.Option(
@@ -60,6 +63,8 @@ _CRASH_ENV = "HEALTHWALLET_TEST_CRASH_AT"
 def read_phrase(phrase_file: Path | None) -> bytes:
     """The identity seed from --phrase-file, else from a hidden prompt on the terminal."""
     if phrase_file is not None:
+        from ..recovery import read_phrase_file
+
         text = read_phrase_file(phrase_file)
     elif sys.stdin.isatty():
         text = getpass.getpass("Recovery phrase (24 words, input hidden): ")
@@ -68,6 +73,8 @@ def read_phrase(phrase_file: Path | None) -> bytes:
             "a recovery phrase is needed and there is no terminal to ask for it",
             "pass --phrase-file FILE (never the words themselves on the command line)",
         )
+    from ..recovery import seed_from_phrase
+
     return seed_from_phrase(text)
 
 
@@ -106,6 +113,8 @@ def cmd_export(
             "add --show-secret if you really want it there",
         )
     wallet = unlock()
+    from ..recovery import phrase_from_seed
+
     words = phrase_from_seed(wallet.identity.seed)
     print_lines(stderr_console(), PHRASE_WARNING)
 
@@ -128,6 +137,8 @@ def cmd_rotate(as_json: JsonOption = False) -> None:
 
     Example: healthwallet key rotate
     """
+    from ..rotation import rotate_identity
+
     result = rotate_identity(home(), passphrase_source(), checkpoint=_test_checkpoint())
     payload = {"old_did": result.old_did, "new_did": result.new_did, "records": result.records}
 
@@ -151,6 +162,8 @@ def cmd_migrate(
     """
     if to not in ("keyring", "file"):
         raise UsageError(f"unknown keystore {to!r}", "use --to keyring or --to file")
+    from ..rotation import migrate_keystore
+
     info = migrate_keystore(home(), to, passphrase_source())  # type: ignore[arg-type]
     where = "OS keyring" if to == "keyring" else "passphrase-protected file"
     emit(

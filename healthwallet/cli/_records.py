@@ -7,19 +7,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-from rich.table import Table
 
 from .. import jsonutil
 from ..errors import BadInputError, UsageError
 from ..filenames import safe_file_name
 from ..filetypes import RECORD_TYPES, check_input_file
 from ..safewrite import JOURNAL_DIR, atomic_writer
-from ..vault import Record, Vault
 from ._common import (
     STATE,
     JsonOption,
@@ -31,6 +27,11 @@ from ._common import (
     unlock,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..vault import Record, Vault
+
 record_app = typer.Typer(help="Add, list, show and remove encrypted records.", no_args_is_help=True)
 
 _PROGRESS_MIN_BYTES = 8 * 1024 * 1024
@@ -39,6 +40,8 @@ _PROGRESS_MIN_FILES = 5
 
 def _open_vault() -> Vault:
     wallet = unlock()
+    from ..vault import Vault
+
     return Vault(wallet.home, wallet.identity.vault_key)
 
 
@@ -124,6 +127,8 @@ def cmd_add(
                 f"note: record {record.id} holds the same content as record {duplicate_of}"
             )
 
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     progress = Progress(
         TextColumn("encrypting"),
         BarColumn(),
@@ -203,6 +208,8 @@ def cmd_list(
             out.print("No records.")
             return
         shown = _short_ids([r.id for r in vault_ids])
+        from rich.table import Table
+
         table = Table(box=None, pad_edge=False)
         table.add_column("id", no_wrap=True)
         table.add_column("what", overflow="fold")
@@ -359,6 +366,8 @@ def cmd_rm(
     from ._grants import audit_log, issued_grants
 
     wallet = unlock()
+    from ..vault import Vault
+
     vault = Vault(wallet.home, wallet.identity.vault_key)
     try:
         full = vault.resolve_id(record_id)

@@ -8,14 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ..errors import NotFoundError, UsageError
 from ..filetypes import RECORD_TYPES
-from ..keys import Identity, ed25519_from_did
 from ..timeutil import parse_duration, parse_expiry, utc_now
-from ..vault import Record, Vault
 from ..wallet import Wallet, read_config
 from ._common import (
     JsonOption,
@@ -28,9 +24,13 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ..deid import Policy
+    from ..keys import Identity
     from ..research import IngestResult
     from ..shares import Dataset
+    from ..vault import Record, Vault
 
 research_app = typer.Typer(
     help="For research groups: ingest de-identified shares into a dataset.", no_args_is_help=True
@@ -106,6 +106,8 @@ def _render_dry_run(console: Console, payload: dict[str, Any]) -> None:
         f"Dry run: {payload['resources']} de-identified resource(s) would leave the wallet "
         f"({', '.join(payload['categories'])}); nothing was written."
     )
+    from rich.table import Table
+
     table = Table("action", "effect", "count")
     table.add_column("field", overflow="fold")
     for change in payload["changes"]:
@@ -154,6 +156,7 @@ def cmd_share(
     Example: healthwallet share did:key:z6Mk… --study cardio-2026 --type fhir --out cardio.hwshare
     """
     from ..deid import load_policy
+    from ..keys import ed25519_from_did
     from ..shares import check_study, prepare_dataset, pseudonym_keys
     from ..studyid import coarse_expiry, require_hostable
 
@@ -177,6 +180,8 @@ def cmd_share(
         require_hostable(config.get("status-url") or "")
     if expires is None or parse_duration(expires) is not None:
         expiry = coarse_expiry(expiry, now)  # an explicit instant is kept as given
+    from ..vault import Vault
+
     vault = Vault(wallet.home, wallet.identity.vault_key)
     try:
         records = _select(vault, record_ids or [], record_type, tag)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ..errors import UsageError
-from ..unlock import init_wallet
-from ..vault import Vault
 from ..wallet import read_config, set_config
 from ._common import STATE, JsonOption, emit, home, passphrase_source, unlock
 from ._keys import PhraseFileOption, read_phrase
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def cmd_init(
@@ -47,6 +46,8 @@ def cmd_init(
         )
     kind: Literal["keyring", "file"] | None = keystore  # type: ignore[assignment]
     seed = read_phrase(phrase_file) if from_phrase or phrase_file is not None else None
+    from ..unlock import init_wallet
+
     wallet = init_wallet(home(), kind, passphrase_source(), seed=seed)
     payload = {"did": wallet.did, "keystore": wallet.info.keystore, "home": str(wallet.home)}
 
@@ -103,12 +104,19 @@ def cmd_id(
     entries = identity_history(info)
 
     def human(out: Console) -> None:
+        from ._style import line, mark
+
         out.print(info.did)
         if not entries:
             out.print("No key rotations.")
         for entry in entries:
-            mark = "✓ signed by both keys" if entry["verified"] else "✗ NOT VERIFIED"
-            out.print(f"{entry['rotated']}  {entry['old_did']} → {entry['new_did']}  {mark}")
+            ok = bool(entry["verified"])
+            out.print(
+                line(
+                    f"{entry['rotated']}  {entry['old_did']} → {entry['new_did']}  ",
+                    mark(ok, "signed by both keys" if ok else "NOT VERIFIED"),
+                )
+            )
 
     emit(as_json, {"did": info.did, "history": entries}, human, data=True)
     if not all(entry["verified"] for entry in entries):
@@ -120,7 +128,6 @@ def cmd_where(as_json: JsonOption = False) -> None:
 
     Example: healthwallet where --json
     """
-    from ..keystore import KEYRING_SERVICE, KEYSTORE_FILE
     from ..wallet import home_source, read_info, wallet_exists
 
     active = home()
@@ -130,6 +137,8 @@ def cmd_where(as_json: JsonOption = False) -> None:
         "wallet": wallet_exists(active),
     }
     if payload["wallet"]:
+        from ..keystore import KEYRING_SERVICE, KEYSTORE_FILE
+
         info = read_info(active)
         payload["did"] = info.did
         payload["keystore"] = info.keystore
@@ -158,6 +167,8 @@ def cmd_doctor(as_json: JsonOption = False) -> None:
     from ..dedupe import catch_up
 
     wallet = unlock()
+    from ..vault import Vault
+
     vault = Vault(wallet.home, wallet.identity.vault_key)
     problems, repaired = vault.doctor()
     catch_up(vault, wallet.identity.vault_key, budget=None)  # duplicate detection for all records
@@ -166,12 +177,14 @@ def cmd_doctor(as_json: JsonOption = False) -> None:
     payload = {"ok": not problems, "problems": problems, "records": count, "repaired": repaired}
 
     def human(out: Console) -> None:
-        out.print("✓ keystore opens")
-        out.print(f"{'✓' if not problems else '✗'} {count} record(s) checked")
+        from ._style import line, mark
+
+        out.print(line(mark(True), " keystore opens"))
+        out.print(line(mark(not problems), f" {count} record(s) checked"))
         if repaired:
             out.print(f"  removed {repaired} leftover partial file(s) from interrupted writes")
         for problem in problems:
-            out.print(f"✗ {problem['record'] or 'index'}: {problem['problem']}")
+            out.print(line(mark(False), f" {problem['record'] or 'index'}: {problem['problem']}"))
         out.print("No problems found." if not problems else f"{len(problems)} problem(s) found.")
 
     emit(as_json, payload, human)
@@ -217,6 +230,8 @@ def cmd_config_list(as_json: JsonOption = False) -> None:
     config = read_config(home())
 
     def human(out: Console) -> None:
+        from rich.table import Table
+
         table = Table("setting", "value")
         for key, value in sorted(config.items()):
             table.add_row(key, value or "(default)")
