@@ -83,6 +83,7 @@ def cmd_add(
     from .. import dedupe
     from ..recordedit import check_tag
     from ..recordsplit import add_split
+    from ..vault import Vault
 
     _check_type(record_type)
     if split is not None and split not in ("resource", "patient"):
