@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from ..errors import EXIT_KEYSTORE, UsageError
 from ._common import JsonOption, emit, home, passphrase_source
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEFAULT_FOR = "15m"
 

@@ -51,7 +51,7 @@ def _flag(value: Any, param: Any, ctx: Any) -> bool:
 
 
 def _number(kind: type[Any]) -> Leaf:
-    word = "integer" if kind is int else "number"
+    word, article = ("integer", "an") if kind is int else ("number", "a")
 
     def parse(value: Any, param: Any, ctx: Any) -> Any:
         if isinstance(value, kind) and not isinstance(value, bool):
@@ -63,7 +63,7 @@ def _number(kind: type[Any]) -> Leaf:
                 number = int(text) if text.lstrip("+-").isdigit() else _whole(number)
         except (ValueError, OverflowError):
             raise BadParameter(
-                f"Input should be a valid {word}, unable to parse string as an {word}",
+                f"Input should be a valid {word}, unable to parse string as {article} {word}",
                 ctx=ctx,
                 param=param,
             ) from None

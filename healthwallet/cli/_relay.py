@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .. import keys
 from ..errors import BadInputError, UsageError
 from ..relay import config as cfg
 from ._common import JsonOption, notes_console
@@ -41,6 +40,8 @@ def allowed_patients(dids: list[str], files: list[Path]) -> frozenset[str]:
             raise BadInputError("the allowed-patients file is not UTF-8 text") from None
         found += [line.split("#", 1)[0].strip() for line in text.splitlines()]
     allowed = frozenset(did for did in found if did)
+    from .. import keys
+
     for did in allowed:
         if not keys.is_did_key(did):
             raise UsageError(
@@ -106,20 +107,20 @@ def serve(
         typer.Option("--public-url", help="Base URL in links (default https://HOST:PORT/)."),
     ] = None,
     max_upload_mib: Annotated[
-        int, typer.Option("--max-upload-mib", min=1, max=4096, help="Largest upload (MiB).")
+        int, typer.Option("--max-upload-mib", help="Largest upload (MiB).")
     ] = cfg.MAX_UPLOAD_BYTES // cfg.MIB,
     max_links: Annotated[
-        int, typer.Option("--max-links-per-patient", min=1, help="Unrevoked links per DID.")
+        int, typer.Option("--max-links-per-patient", help="Unrevoked links per DID.")
     ] = cfg.MAX_LINKS_PER_PATIENT,
     rate: Annotated[
         float,
-        typer.Option("--rate", min=0, help="Requests per second per client address (0: off)."),
+        typer.Option("--rate", help="Requests per second per client address (0: off)."),
     ] = cfg.REQUESTS_PER_SECOND,
     burst: Annotated[
-        int, typer.Option("--burst", min=1, help="Requests a client may send at once.")
+        int, typer.Option("--burst", help="Requests a client may send at once.")
     ] = cfg.BURST,
     hash_workers: Annotated[
-        int, typer.Option("--hash-workers", min=1, max=64, help="Concurrent passcode checks.")
+        int, typer.Option("--hash-workers", help="Concurrent passcode checks.")
     ] = cfg.HASH_WORKERS,
     as_json: JsonOption = False,
 ) -> None:
@@ -129,6 +130,11 @@ def serve(
     """
     from ..relay.server import listen, make_server, open_store
 
+    _check_range("--max-upload-mib", max_upload_mib, 1, 4096)
+    _check_range("--max-links-per-patient", max_links, 1, None)
+    _check_range("--rate", rate, 0, None)
+    _check_range("--burst", burst, 1, None)
+    _check_range("--hash-workers", hash_workers, 1, 64)
     if db is not None and postgres is not None:
         raise UsageError("give --db or --postgres, not both", "see `healthwallet relay serve -h`")
     allowed = allowed_patients(allow_patient or [], allow_patients_file or [])
@@ -163,3 +169,10 @@ def serve(
 def register(app: typer.Typer) -> None:
     """Attach the `relay` command group."""
     app.add_typer(relay_app, name="relay")
+
+
+def _check_range(option: str, value: float, low: float, high: float | None) -> None:
+    """Refuse a number outside its documented range (checked here, not by typer: see _coerce)."""
+    if value < low or (high is not None and value > high):
+        bound = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise UsageError(f"{option} must be {bound}", "see `healthwallet relay serve -h`")

@@ -8,10 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from nacl import pwhash
-
-from .. import keystore
-
 MIB: Final = 1 << 20
 
 MAX_UPLOAD_BYTES: Final = 16 * MIB
@@ -35,14 +31,18 @@ LOCATION_SECONDS: Final = 3600
 DEFAULT_EMBEDDED_MAX: Final = 16 * 1024
 """Largest file embedded when the request names no ``embeddedLengthMax``."""
 
-PASSCODE_OPSLIMIT: Final = pwhash.argon2id.OPSLIMIT_INTERACTIVE
-PASSCODE_MEMLIMIT: Final = pwhash.argon2id.MEMLIMIT_INTERACTIVE
+PASSCODE_OPSLIMIT: Final = 2  # libsodium's argon2id OPSLIMIT_INTERACTIVE
+PASSCODE_MEMLIMIT: Final = 64 * 1024 * 1024  # libsodium's argon2id MEMLIMIT_INTERACTIVE
 """Argon2id cost of a stored passcode hash (2 passes, 64 MiB): the guessing is bounded by the
 attempt budget, the cost keeps a stolen store from being cheap to search."""
 
 
 def passcode_cost() -> tuple[int, int]:
     """Argon2id (opslimit, memlimit) for new passcode hashes (cheap only inside tests)."""
+    from nacl import pwhash  # libsodium loads only where a passcode is hashed
+
+    from .. import keystore
+
     if keystore.insecure_test_kdf():
         return pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.MEMLIMIT_MIN
     return PASSCODE_OPSLIMIT, PASSCODE_MEMLIMIT
