@@ -29,6 +29,7 @@ from ._common import (
     unlock,
     write_binary_out,
 )
+from ._trust import spend, vouch_for
 
 if TYPE_CHECKING:
     from ..grants import GrantRecord, Verdict
@@ -150,6 +151,17 @@ def cmd_grant(
     fmt: Annotated[
         str, typer.Option("--format", help="ldp (Ed25519Signature2018) or jwt (EdDSA).")
     ] = "ldp",
+    require_credential: Annotated[
+        str | None,
+        typer.Option(
+            "--require-credential",
+            metavar="PRESENTATION",
+            help="The doctor's presentation of a ClinicianCredential for your challenge.",
+        ),
+    ] = None,
+    allow_unvouched: Annotated[
+        bool, typer.Option("--allow-unvouched", help="Grant even if no trusted issuer vouches.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Give a doctor time-limited, revocable access: a signed VC and the records sealed to them.
@@ -176,6 +188,7 @@ def cmd_grant(
         raise UsageError("a grant to yourself is pointless", "give the doctor's DID")
     # A did:web names its keys in a document on the web: fetch it before reading any record.
     recipient_key = didweb.resolve_key_agreement(doctor_did, transport=fetcher()) if web else None
+    vouching = vouch_for(wallet, doctor_did, require_credential, allow_unvouched)
     vault = Vault(wallet.home, wallet.identity.vault_key)
     records = _select(vault, record_ids or [], record_type, tag)
     issued = issued_grants(wallet)
@@ -193,10 +206,12 @@ def cmd_grant(
                 anchors=_anchor_proofs(wallet, records),
                 spool_dir=wallet.home,
                 recipient_key=recipient_key,
+                vouched_by=vouching.credential_id if vouching else None,
             )
         )
 
     path = write_binary_out(out, write, "a grant file")
+    spend(wallet, vouching)
     vault.close()
     payload = {
         "grant_id": summary["grant_id"],
@@ -209,6 +224,7 @@ def cmd_grant(
     }
     if recipient_key is not None:
         payload["recipient_key"] = recipient_key.key_id
+    payload["vouched"] = vouching.to_json() if vouching else None
 
     def human(console: Console) -> None:
         console.print(f"Granted {len(records)} record(s) to {doctor_did}")
@@ -216,6 +232,8 @@ def cmd_grant(
         console.print(f"  expires   {payload['expires']}")
         if recipient_key is not None:
             console.print(f"  sealed to {recipient_key.key_id}")
+        if vouching is not None:
+            console.print(f"  vouched   {vouching.sentence()}")
         console.print(f"  file      {path}")
         console.print(f"Revoke any time with: healthwallet revoke {payload['grant_id']}")
 
@@ -407,6 +425,8 @@ def render_verdict(console: Console, verdict: Verdict) -> None:
     console.print(f"  purpose     {data['purpose']}")
     console.print(f"  valid from  {data['issued']}")
     console.print(f"  valid until {data['expires']}")
+    if data["vouched_by"]:
+        console.print(f"  vouched by  credential {data['vouched_by']} (checked by the patient)")
     for record in data["records"]:
         line = f"  record      {record['id']}  {record.get('media_type', '')}"
         if record.get("anchored_at"):
