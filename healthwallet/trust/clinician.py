@@ -10,9 +10,9 @@ from typing import Any
 
 from .. import keys
 from ..contexts import CLINICIAN_CONTEXT, CLINICIAN_TYPE
-from ..credentials import Format, issue_credential, verify_proof
+from ..credentials import Format, issue_credential
 from ..errors import BadInputError, UsageError, VerificationError
-from ..grants import check_credential_frame, iso_utc, only_members
+from ..grants import check_credential_frame, iso_utc, only_members, verify_file_credential
 from ..idprefix import resolve_id
 from .sealed import SealedDocument
 
@@ -107,7 +107,7 @@ def checked_proof(credential: object) -> tuple[ClinicianClaims, Format]:
     """Claims of a ClinicianCredential whose proof verifies; VerificationError if it does not."""
     if not isinstance(credential, dict | str):
         raise BadInputError("not a credential (neither a JSON object nor a JWT)")
-    result = verify_proof(credential)
+    result = verify_file_credential(credential, "clinician")
     claims = ClinicianClaims.from_credential(result.credential)
     if not result.ok:
         raise VerificationError(

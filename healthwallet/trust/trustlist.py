@@ -11,9 +11,9 @@ from typing import Any
 
 from .. import keys, pinning
 from ..contexts import CLINICIAN_TYPE, TRUST_LIST_CONTEXT, TRUST_LIST_TYPE
-from ..credentials import Format, issue_credential, verify_proof
+from ..credentials import Format, issue_credential
 from ..errors import BadInputError, NotFoundError, UsageError, VerificationError
-from ..grants import iso_utc, new_grant_id, only_members
+from ..grants import iso_utc, new_grant_id, only_members, verify_file_credential
 from .sealed import SealedDocument
 
 TRUST_FILE = "trust.sealed"
@@ -113,6 +113,8 @@ class TrustStore:
             entries = document.setdefault("issuers", {})
             since = entries.get(did, {}).get("since", iso_utc(now))
             entries[did] = {"name": name, "scopes": list(chosen), "since": since, "via": MANUAL}
+            if did in document.get("blocked", []):  # the user's own decision wins
+                document["blocked"].remove(did)
         return TrustedIssuer(did, name, chosen, since, MANUAL)
 
     def remove(self, did: str) -> TrustedIssuer:
@@ -248,7 +250,7 @@ def read_trust_list(credential: object) -> TrustList:
     """The content of a signed TrustedIssuerList; VerificationError for a bad proof."""
     if not isinstance(credential, dict | str):
         raise BadInputError("the trust list is not a credential")
-    result = verify_proof(credential)
+    result = verify_file_credential(credential, "trust list")
     vc = result.credential
     only_members(
         vc,
