@@ -20,9 +20,11 @@ from ..vault import Record, Vault
 from ..wallet import Wallet, read_config, read_info, wallet_exists
 from ._common import (
     JsonOption,
+    audit_log,
     emit,
     fetcher,
     home,
+    issued_grants,
     note_date_expiry,
     note_local_status_list,
     notes_console,
@@ -37,29 +39,6 @@ if TYPE_CHECKING:
 status_app = typer.Typer(help="Publish the signed revocation status lists.", no_args_is_help=True)
 
 MAX_GRANT_FILE = 64 * 1024**3
-
-
-def audit_log(wallet: Wallet) -> Any:
-    """The wallet's audit log, able to check entries signed before a key rotation."""
-    from ..audit import AuditLog
-    from ..rotation import retired_identities
-
-    return AuditLog(wallet.home, wallet.identity, retired=retired_identities(wallet))
-
-
-def issued_grants(wallet: Wallet, with_audit: bool = True) -> Any:
-    """The wallet's register of issued grants and consents, and its status lists."""
-    from ..issued import IssuedGrants
-    from ..rotation import retired_identities
-
-    config = read_config(wallet.home)
-    return IssuedGrants(
-        wallet.home,
-        wallet.identity,
-        status_base_url=config.get("status-url") or None,
-        audit=audit_log(wallet) if with_audit else None,
-        retired=retired_identities(wallet),
-    )
 
 
 def _select(

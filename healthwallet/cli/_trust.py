@@ -20,6 +20,7 @@ from ._common import (
     JsonOption,
     emit,
     fetcher,
+    issued_grants,
     note_local_status_list,
     stderr_console,
     unlock,
@@ -112,7 +113,6 @@ def cmd_credential_issue(
     cardiologist --licence-number 12345 --jurisdiction PT --expires 365d --out ana.vc.json
     """
     from ..trust.clinician import clinician_credential, sign_clinician_credential
-    from ._grants import issued_grants
 
     if vc_type != CLINICIAN_TYPE:
         raise UsageError(f"unknown credential type {vc_type!r}", f"use --type {CLINICIAN_TYPE}")
