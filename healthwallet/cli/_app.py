@@ -95,14 +95,14 @@ _COMMAND_MODULES: dict[str, str] = {
     "log": "_grants",
     "verify": "_grants",
     "open": "_grants",
+    "credential": "_trust",
+    "trust": "_trust",
     "share": "_share",
     "research": "_share",
     "key": "_keys",
     "keystore": "_keys",
     "backup": "_backup",
     "restore": "_backup",
-    "credential": "_trust",
-    "trust": "_trust",
 }
 _VALUE_OPTIONS = ("--home", "--passphrase-file")
 
