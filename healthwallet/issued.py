@@ -352,6 +352,7 @@ class IssuedGrants:
                     "records": summary["records"],
                     "status_list": reservation.list_url,
                     "status_index": reservation.index,
+                    **({"vouched_by": vouched_by} if vouched_by else {}),
                 },
             )
         return summary

@@ -103,6 +103,9 @@ def test_vouched_grant_names_who_and_by_whom_and_records_the_credential(
     assert verdict.code == 0 and verdict.json()["vouched_by"] == credential_id
     shown = world.doctor.ok("verify", out, "--status-list", patient.home / "status" / "1.json")
     assert f"vouched by  credential {credential_id}" in shown.out
+    issued = [e for e in patient.ok("log", "--json").json()["entries"]
+              if e["event"] == "grant.issued"]
+    assert issued[-1]["details"]["vouched_by"] == credential_id
 
 
 def test_jwt_credential_in_a_jwt_presentation_vouches(world: World, tmp_path: Path) -> None:
