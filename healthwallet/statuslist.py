@@ -22,15 +22,17 @@ import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 from . import jsonutil, keys
 from .contexts import STATUS_LIST_CONTEXT
 from .credentials import Format, issue_credential, verify_proof
 from .errors import BadInputError, NotFoundError, UsageError, VerificationError
-from .httpfetch import Fetcher, fetch_document
 from .termsafe import escape
 from .urls import parse_url
+
+if TYPE_CHECKING:  # http.client and ssl load only when a URL is fetched
+    from .httpfetch import Fetcher
 
 MIN_SIZE: Final = 16 * 1024 * 8  # SL2021 §6.1: at least 16 KiB of bits
 MAX_BITSTRING_BYTES: Final = 16 * 1024 * 1024  # expansion cap: a gzip bomb stops here
@@ -279,6 +281,8 @@ def load_credential_document(
         parse_url(source, f"the {what}", ("file",))
         return _parse_document(_read_file(_file_uri_path(source), source, what), source, what)
     if scheme in ("http", "https"):
+        from .httpfetch import Fetcher
+
         fetcher = transport or Fetcher()
         if timeout is not None:
             fetcher = dataclasses.replace(fetcher, deadline=timeout)
@@ -323,6 +327,8 @@ def _read_file(path: Path, source: str, what: str) -> bytes:
 
 
 def _fetch(url: str, fetcher: Fetcher, what: str) -> bytes:
+    from .httpfetch import fetch_document
+
     return fetch_document(url, what, fetcher=fetcher, max_bytes=MAX_DOCUMENT_BYTES, accept=_ACCEPT)
 
 

@@ -31,7 +31,6 @@ from ._common import (
     unlock,
     write_binary_out,
 )
-from ._trust import spend, vouch_for
 
 if TYPE_CHECKING:
     from ..grants import GrantRecord, Verdict
@@ -165,9 +164,12 @@ def cmd_grant(
     note_date_expiry(expires, expiry)
     if doctor_did in (wallet.did, config["did-web"]):
         raise UsageError("a grant to yourself is pointless", "give the doctor's DID")
+    from ._trust import spend, vouch_for
+
+    vouching = vouch_for(wallet, doctor_did, require_credential, allow_unvouched)
+
     # A did:web names its keys in a document on the web: fetch it before reading any record.
     recipient_key = didweb.resolve_key_agreement(doctor_did, transport=fetcher()) if web else None
-    vouching = vouch_for(wallet, doctor_did, require_credential, allow_unvouched)
     vault = Vault(wallet.home, wallet.identity.vault_key)
     records = _select(vault, record_ids or [], record_type, tag)
     issued = issued_grants(wallet)

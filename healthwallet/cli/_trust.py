@@ -8,12 +8,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ..contexts import CLINICIAN_TYPE
 from ..errors import UsageError
-from ..keys import ed25519_from_did
 from ..timeutil import parse_duration, parse_expiry, utc_now
 from ..wallet import Wallet, read_config
 from ._common import (
@@ -28,6 +25,8 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ..trust.clinician import HeldCredentials
     from ..trust.trustlist import TrustStore
     from ..trust.vouch import Vouching
@@ -84,6 +83,8 @@ def _write_document(out: str, document: dict[str, Any] | str, what: str) -> str:
 
 
 def _check_did_key(did: str) -> None:
+    from ..keys import ed25519_from_did
+
     ed25519_from_did(did)  # UsageError (exit 2) unless an Ed25519 did:key
 
 
@@ -217,6 +218,8 @@ def cmd_credential_list(as_json: JsonOption = False) -> None:
         if not rows:
             console.print("No credentials held.")
             return
+        from rich.table import Table
+
         table = Table("credential id", "name", "role", "issuer", "expires")
         for r in rows:
             table.add_row(r["credential_id"], r["name"], r["role"], r["issuer"], r["expires"])
@@ -301,6 +304,8 @@ def cmd_trust_list(as_json: JsonOption = False) -> None:
         if not rows:
             console.print("You trust no issuer yet (`trust add`, `trust import`).")
             return
+        from rich.table import Table
+
         table = Table("name", "did", "scopes", "since", "via")
         for r in rows:
             table.add_row(r["name"], r["did"], ", ".join(r["scopes"]), r["since"], r["via"])
