@@ -21,6 +21,8 @@ CONTEXT_VERSION: Final = 1
 
 GRANT_TYPE: Final = "HealthRecordAccessGrant"
 CONSENT_TYPE: Final = "ResearchDataConsent"
+CLINICIAN_TYPE: Final = "ClinicianCredential"
+TRUST_LIST_TYPE: Final = "TrustedIssuerList"
 
 
 def _term(name: str, **extra: Any) -> dict[str, Any]:
@@ -71,6 +73,36 @@ _CONSENT_TERMS: dict[str, Any] = {
     "datasetDigest": _term("datasetDigest"),
 }
 
+_CLINICIAN_TERMS: dict[str, Any] = {
+    "@version": 1.1,
+    "@protected": True,
+    CLINICIAN_TYPE: _term(CLINICIAN_TYPE),
+    "name": _term("name"),
+    "role": _term("role"),
+    "licenceNumber": _term("licenceNumber"),
+    "jurisdiction": _term("jurisdiction"),
+}
+
+# A trust list names issuers (their DIDs are the entries' `id`, an IRI), in the operator's
+# order (`@list`), each with a display name and the credential types it is trusted for.
+_TRUST_LIST_TERMS: dict[str, Any] = {
+    "@version": 1.1,
+    "@protected": True,
+    TRUST_LIST_TYPE: _term(TRUST_LIST_TYPE),
+    "name": _term("name"),
+    "trustedIssuers": _term(
+        "trustedIssuers",
+        **{
+            "@container": "@list",
+            "@context": {
+                "@protected": True,
+                "name": _term("name"),
+                "scopes": _term("scopes", **{"@container": "@set"}),
+            },
+        },
+    ),
+}
+
 JSON_LITERAL_TERMS: Final = frozenset({"anchors"})
 """Terms whose values are JSON literals (``@type: @json``): opaque to JSON-LD."""
 
@@ -80,6 +112,13 @@ GRANT_CONTEXT: Final[list[str | dict[str, Any]]] = [
     _GRANT_TERMS,
 ]
 """The full ``@context`` of a HealthRecordAccessGrant."""
+
+GRANT_VOUCHED_CONTEXT: Final[list[str | dict[str, Any]]] = [
+    CREDENTIALS_V1,
+    STATUS_LIST_2021_V1,
+    {**_GRANT_TERMS, "vouchedBy": _term("vouchedBy")},
+]
+"""A grant that names the ClinicianCredential (its id) that vouched for the recipient."""
 
 CONSENT_CONTEXT: Final[list[str | dict[str, Any]]] = [
     CREDENTIALS_V1,
@@ -91,11 +130,24 @@ CONSENT_CONTEXT: Final[list[str | dict[str, Any]]] = [
 STATUS_LIST_CONTEXT: Final[list[str | dict[str, Any]]] = [CREDENTIALS_V1, STATUS_LIST_2021_V1]
 """The full ``@context`` of a StatusList2021Credential."""
 
+CLINICIAN_CONTEXT: Final[list[str | dict[str, Any]]] = [
+    CREDENTIALS_V1,
+    STATUS_LIST_2021_V1,
+    _CLINICIAN_TERMS,
+]
+"""The full ``@context`` of a ClinicianCredential (an institution vouching for its staff)."""
+
+TRUST_LIST_CONTEXT: Final[list[str | dict[str, Any]]] = [CREDENTIALS_V1, _TRUST_LIST_TERMS]
+"""The full ``@context`` of a TrustedIssuerList (a list operator naming trusted issuers)."""
+
 KNOWN_CONTEXTS: Final[tuple[list[str | dict[str, Any]], ...]] = (
     GRANT_CONTEXT,
     CONSENT_CONTEXT,
     STATUS_LIST_CONTEXT,
     [CREDENTIALS_V1],
+    GRANT_VOUCHED_CONTEXT,
+    CLINICIAN_CONTEXT,
+    TRUST_LIST_CONTEXT,
 )
 """Every ``@context`` healthwallet issues. A Linked Data proof signs the RDF graph, not the
 JSON text, so a verifier that reads the JSON must also know the exact context it was read
@@ -113,16 +165,21 @@ BUNDLED_CONTEXT_URLS: Final = frozenset({CREDENTIALS_V1, STATUS_LIST_2021_V1})
 
 __all__ = [
     "BUNDLED_CONTEXT_URLS",
+    "CLINICIAN_CONTEXT",
+    "CLINICIAN_TYPE",
     "CONSENT_CONTEXT",
     "CONSENT_TYPE",
     "CONTEXT_VERSION",
     "CREDENTIALS_V1",
     "GRANT_CONTEXT",
     "GRANT_TYPE",
+    "GRANT_VOUCHED_CONTEXT",
     "JSON_LITERAL_TERMS",
     "KNOWN_CONTEXTS",
     "STATUS_LIST_2021_V1",
     "STATUS_LIST_CONTEXT",
+    "TRUST_LIST_CONTEXT",
+    "TRUST_LIST_TYPE",
     "VOCAB",
     "is_known_context",
 ]

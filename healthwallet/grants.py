@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, Protocol, TypedDict, cast
 
 from . import didweb, jsonutil, keys, statuslist, stream
 from . import envelope as env
-from .contexts import GRANT_CONTEXT
+from .contexts import GRANT_CONTEXT, GRANT_VOUCHED_CONTEXT
 from .credentials import Format, ProofResult, issue_credential, verify_proof
 from .errors import (
     AccessDeniedError,
@@ -317,6 +317,7 @@ class GrantClaims:
     records: tuple[GrantedRecord, ...]
     envelope_digest: str
     status: dict[str, Any]
+    vouched_by: str = ""  # the id of the ClinicianCredential that vouched for the recipient
 
     @classmethod
     def from_credential(cls, credential: Mapping[str, Any]) -> GrantClaims:
@@ -324,7 +325,7 @@ class GrantClaims:
         frame = check_credential_frame(credential, GRANT_TYPE, "grant")
         subject = frame.subject
         only_members(
-            subject, {"id", "purpose", "records", "envelopeDigest"}, set(), "grant subject"
+            subject, {"id", "purpose", "records", "envelopeDigest"}, {"vouchedBy"}, "grant"
         )
         recipient, purpose = subject["id"], subject["purpose"]
         if not isinstance(recipient, str) or not (
@@ -360,6 +361,7 @@ class GrantClaims:
             records=tuple(granted),
             envelope_digest=subject["envelopeDigest"],
             status=frame.status,
+            vouched_by=str(subject.get("vouchedBy", "")),
         )
 
 
@@ -435,6 +437,7 @@ class Verdict:
     purpose: str = ""
     issued: str = ""
     record_details: tuple[dict[str, Any], ...] = ()
+    vouched_by: str = ""
 
     @property
     def valid(self) -> bool:
@@ -457,6 +460,7 @@ class Verdict:
             "records": [dict(r) for r in self.record_details] or [{"id": r} for r in self.records],
             "valid": self.valid,
             "checks": [c.to_json() for c in self.checks],
+            "vouched_by": self.vouched_by or None,
         }
 
     def raise_for_failure(self) -> None:
@@ -738,6 +742,7 @@ def _verdict(claims: GrantClaims, checks: tuple[Check, ...], grant: GrantFile) -
         purpose=claims.purpose,
         issued=iso_utc(claims.issued),
         record_details=_record_details(claims, grant),
+        vouched_by=claims.vouched_by,
     )
 
 
@@ -1039,6 +1044,7 @@ def issue_grant(
     random_bytes: RandomBytes = os.urandom,
     spool_dir: Path | None = None,
     recipient_key: didweb.KeyAgreement | None = None,
+    vouched_by: str | None = None,
 ) -> GrantSummary:
     """Write a grant giving ``recipient_did`` the ``records`` to ``out``; returns a summary.
 
@@ -1108,7 +1114,7 @@ def issue_grant(
                 )
         envelope_digest = digest.hexdigest()
         credential = {
-            "@context": list(GRANT_CONTEXT),
+            "@context": list(GRANT_VOUCHED_CONTEXT if vouched_by else GRANT_CONTEXT),
             "id": grant_id,
             "type": ["VerifiableCredential", GRANT_TYPE],
             "issuer": identity.did,
@@ -1122,6 +1128,7 @@ def issue_grant(
                     for r in records
                 ],
                 "envelopeDigest": envelope_digest,
+                **({"vouchedBy": vouched_by} if vouched_by else {}),
             },
             "credentialStatus": dict(credential_status),
         }
@@ -1147,18 +1154,3 @@ def issue_grant(
         "format": fmt,
         "bytes": written,
     }
-
-
-@contextlib.contextmanager
-def open_file(path: Path) -> Iterator[BinaryIO]:
-    """Open a grant file for reading; NotFoundError/BadInputError instead of OSError."""
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise NotFoundError(f"no grant file at {path}", "check the path") from None
-    except IsADirectoryError:
-        raise BadInputError(f"{path} is a directory, not a grant file") from None
-    except OSError as exc:
-        raise BadInputError(f"cannot read {path} ({exc.strerror})") from None
-    with handle:
-        yield handle

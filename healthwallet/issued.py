@@ -275,11 +275,16 @@ class IssuedGrants:
 
     def confirm_consent(self, reservation: Reservation, study: str) -> None:
         """Mark a reserved slot as an issued research consent (revoked like a grant)."""
+        self.confirm_as(reservation, kind="consent", study=study)
+
+    def confirm_as(self, reservation: Reservation, **content: str) -> None:
+        """Mark a reserved slot as issued, for a ``kind`` other than a grant (consent,
+        credential): revoked like a grant."""
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 row = self._open_row(db, reservation.grant_id)
-                row.update(kind="consent", study=study)
+                row.update(content)
                 db.execute(
                     "UPDATE grants SET state = 'issued', sealed = ? WHERE grant_id = ?",
                     (self._seal_row(reservation.grant_id, row), reservation.grant_id),
@@ -309,6 +314,7 @@ class IssuedGrants:
         anchors: Mapping[str, Mapping[str, Any]] | None = None,
         spool_dir: Path | None = None,
         recipient_key: KeyAgreement | None = None,
+        vouched_by: str | None = None,
     ) -> grants.GrantSummary:
         """Write a grant to ``out`` and register it (slot, audit entry).
 
@@ -330,6 +336,7 @@ class IssuedGrants:
                 random_bytes=self.random_bytes,
                 spool_dir=spool_dir,
                 recipient_key=recipient_key,
+                vouched_by=vouched_by,
             )
         except BaseException:
             self.release(reservation)
@@ -345,6 +352,7 @@ class IssuedGrants:
                     "records": summary["records"],
                     "status_list": reservation.list_url,
                     "status_index": reservation.index,
+                    **({"vouched_by": vouched_by} if vouched_by else {}),
                 },
             )
         return summary
@@ -422,7 +430,7 @@ class IssuedGrants:
                     "status": state,
                     "status_list": list_url,
                     "status_index": int(index),
-                    "kind": "consent" if content.get("kind") == "consent" else "grant",
+                    "kind": str(content.get("kind", "grant")),
                 }
             )
         listed.sort(key=lambda g: (g["created"], g["grant_id"]))

@@ -66,6 +66,7 @@ _CHECKS: dict[str, Callable[[str, str], None]] = {
     "status-url": _url,
     "ethereum.rpc-url": _url,
     "allow-local-urls": _boolean,
+    "require-clinician-credential": _boolean,
     "did-web": _did_web,
     "ledger": _ledger,
     "ethereum.key-file": _existing_file,

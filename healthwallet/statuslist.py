@@ -48,6 +48,7 @@ __all__ = [
     "MIN_SIZE",
     "StatusList",
     "check_status",
+    "load_credential_document",
     "load_status_list_credential",
     "status_entry",
     "status_list_credential",
@@ -245,37 +246,49 @@ def load_status_list_credential(
     *,
     from_user: bool = False,
 ) -> dict[str, Any] | str:
-    """Read a status list credential from an https URL through the guarded fetcher
-    (``transport``; strict by default, ``timeout`` its total deadline), or, only when the user
-    typed ``source`` (``from_user``), from a file path or file:// URI.
+    """A status list credential (see :func:`load_credential_document`)."""
+    return load_credential_document(source, "status list", transport, timeout, from_user=from_user)
+
+
+def load_credential_document(
+    source: str,
+    what: str,
+    transport: Fetcher | None = None,
+    timeout: float | None = None,
+    *,
+    from_user: bool = False,
+) -> dict[str, Any] | str:
+    """Read a credential (``what``: "status list", "trust list", …) from an https URL through
+    the guarded fetcher (``transport``; strict by default, ``timeout`` its total deadline), or,
+    only when the user typed ``source`` (``from_user``), from a file path or file:// URI.
 
     A URL named by a credential is never read as a local file: that would let its writer make
     the verifier read a FIFO or /dev/stdin, or learn which files exist on its machine.
     """
     if not isinstance(source, str) or not source:
-        raise UsageError("no status list source given")
+        raise UsageError(f"no {what} source given")
     head, colon, _ = source.partition(":")
     scheme = head.lower() if colon and len(head) > 1 and _SCHEME.fullmatch(head) else ""
     if scheme == "file" or (not scheme and not from_user):
         if not from_user:
             # The same answer whether or not such a file exists here: nothing is touched.
             raise NotFoundError(
-                f"the status list is on its issuer's machine only ({escape(source[:300])})",
+                f"the {what} is on its issuer's machine only ({escape(source[:300])})",
                 "ask the issuer for the published list (`status publish`) and pass it with "
                 "--status-list",
             )
-        parse_url(source, "the status list", ("file",))
-        return _parse_document(_read_file(_file_uri_path(source), source), source)
+        parse_url(source, f"the {what}", ("file",))
+        return _parse_document(_read_file(_file_uri_path(source), source, what), source, what)
     if scheme in ("http", "https"):
         from .httpfetch import Fetcher
 
         fetcher = transport or Fetcher()
         if timeout is not None:
             fetcher = dataclasses.replace(fetcher, deadline=timeout)
-        return _parse_document(_fetch(source, fetcher), source)
+        return _parse_document(_fetch(source, fetcher, what), source, what)
     if scheme:
-        raise UsageError(f"status list source scheme {escape(scheme[:20])!r} is not supported")
-    return _parse_document(_read_file(Path(source), source), source)
+        raise UsageError(f"{what} source scheme {escape(scheme[:20])!r} is not supported")
+    return _parse_document(_read_file(Path(source), source, what), source, what)
 
 
 def _file_uri_path(uri: str) -> Path:
@@ -285,59 +298,57 @@ def _file_uri_path(uri: str) -> Path:
     return Path(url2pathname(urllib.parse.unquote(parts.path)))
 
 
-def _read_file(path: Path, source: str) -> bytes:
+def _read_file(path: Path, source: str, what: str) -> bytes:
     """At most MAX_DOCUMENT_BYTES of a regular file; a FIFO or device is opened without
     blocking and refused unread."""
     shown = escape(source)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
-        raise NotFoundError(f"no status list at {shown}", "check the path") from None
+        raise NotFoundError(f"no {what} at {shown}", "check the path") from None
     except IsADirectoryError:
-        raise BadInputError(f"{shown} is a directory, not a status list") from None
+        raise BadInputError(f"{shown} is a directory, not a {what}") from None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or "not a path"
-        raise BadInputError(f"cannot read status list {shown} ({reason})") from None
+        raise BadInputError(f"cannot read {what} {shown} ({reason})") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
         if stat.S_ISDIR(mode):
-            raise BadInputError(f"{shown} is a directory, not a status list")
-        raise BadInputError(f"status list {shown} is not a regular file")
+            raise BadInputError(f"{shown} is a directory, not a {what}")
+        raise BadInputError(f"{what} {shown} is not a regular file")
     with os.fdopen(fd, "rb") as handle:
         try:
             raw = handle.read(MAX_DOCUMENT_BYTES + 1)
         except OSError as exc:
-            raise BadInputError(f"cannot read status list {shown} ({exc.strerror})") from None
+            raise BadInputError(f"cannot read {what} {shown} ({exc.strerror})") from None
     if len(raw) > MAX_DOCUMENT_BYTES:
-        raise BadInputError(f"status list {shown} is larger than 2 MiB")
+        raise BadInputError(f"{what} {shown} is larger than 2 MiB")
     return raw
 
 
-def _fetch(url: str, fetcher: Fetcher) -> bytes:
+def _fetch(url: str, fetcher: Fetcher, what: str) -> bytes:
     from .httpfetch import fetch_document
 
-    return fetch_document(
-        url, "status list", fetcher=fetcher, max_bytes=MAX_DOCUMENT_BYTES, accept=_ACCEPT
-    )
+    return fetch_document(url, what, fetcher=fetcher, max_bytes=MAX_DOCUMENT_BYTES, accept=_ACCEPT)
 
 
-def _parse_document(raw: bytes, source: str) -> dict[str, Any] | str:
+def _parse_document(raw: bytes, source: str, what: str) -> dict[str, Any] | str:
     shown = escape(source)
     try:
         text = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise BadInputError(f"status list {shown} is not UTF-8 text") from None
+        raise BadInputError(f"{what} {shown} is not UTF-8 text") from None
     if text.count(".") == 2 and all(part and _is_b64url(part) for part in text.split(".")):
         return text  # a compact JWS (VC-JWT)
     try:
         document = jsonutil.loads(text)
     except ValueError:
-        raise BadInputError(f"status list {shown} is neither JSON nor a JWT") from None
+        raise BadInputError(f"{what} {shown} is neither JSON nor a JWT") from None
     if isinstance(document, str) and document.count(".") == 2:
         return document  # a JWT stored as a JSON string
     if not isinstance(document, dict):
-        raise BadInputError(f"status list {shown} is not a credential")
+        raise BadInputError(f"{what} {shown} is not a credential")
     return document
 
 

@@ -37,6 +37,8 @@ CONFIG_DEFAULTS: dict[str, str] = {
     "ethereum.confirmations": "1",
     "ethereum.key-file": "",
     "allow-local-urls": "false",
+    # "": on once some issuer is trusted for ClinicianCredential (healthwallet.trust.vouch)
+    "require-clinician-credential": "",
 }
 
 

@@ -94,6 +94,8 @@ _COMMAND_MODULES: dict[str, str] = {
     "log": "_grants",
     "verify": "_grants",
     "open": "_grants",
+    "credential": "_trust",
+    "trust": "_trust",
     "share": "_share",
     "research": "_share",
     "key": "_keys",

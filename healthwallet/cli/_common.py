@@ -189,6 +189,29 @@ def unlock() -> Wallet:
     return open_wallet(wallet_home, passphrase_source(), agent=agent_for(wallet_home, os.environ))
 
 
+def audit_log(wallet: Wallet) -> Any:
+    """The wallet's audit log, able to check entries signed before a key rotation."""
+    from ..audit import AuditLog
+    from ..rotation import retired_identities
+
+    return AuditLog(wallet.home, wallet.identity, retired=retired_identities(wallet))
+
+
+def issued_grants(wallet: Wallet, with_audit: bool = True) -> Any:
+    """The wallet's register of issued grants and consents, and its status lists."""
+    from ..issued import IssuedGrants
+    from ..rotation import retired_identities
+
+    config = read_config(wallet.home)
+    return IssuedGrants(
+        wallet.home,
+        wallet.identity,
+        status_base_url=config.get("status-url") or None,
+        audit=audit_log(wallet) if with_audit else None,
+        retired=retired_identities(wallet),
+    )
+
+
 def note_local_status_list(status_list: str, reader: str, change: str) -> None:
     """Say on stderr that a credential names a status list only this machine can read."""
     if status_list.startswith("file:") and not STATE.quiet:

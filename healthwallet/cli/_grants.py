@@ -16,9 +16,11 @@ from ..timeutil import parse_expiry, parse_instant, utc_now
 from ..wallet import Wallet, read_config, read_info, wallet_exists
 from ._common import (
     JsonOption,
+    audit_log,
     emit,
     fetcher,
     home,
+    issued_grants,
     note_date_expiry,
     note_local_status_list,
     notes_console,
@@ -35,29 +37,6 @@ if TYPE_CHECKING:
 status_app = typer.Typer(help="Publish the signed revocation status lists.", no_args_is_help=True)
 
 MAX_GRANT_FILE = 64 * 1024**3
-
-
-def audit_log(wallet: Wallet) -> Any:
-    """The wallet's audit log, able to check entries signed before a key rotation."""
-    from ..audit import AuditLog
-    from ..rotation import retired_identities
-
-    return AuditLog(wallet.home, wallet.identity, retired=retired_identities(wallet))
-
-
-def issued_grants(wallet: Wallet, with_audit: bool = True) -> Any:
-    """The wallet's register of issued grants and consents, and its status lists."""
-    from ..issued import IssuedGrants
-    from ..rotation import retired_identities
-
-    config = read_config(wallet.home)
-    return IssuedGrants(
-        wallet.home,
-        wallet.identity,
-        status_base_url=config.get("status-url") or None,
-        audit=audit_log(wallet) if with_audit else None,
-        retired=retired_identities(wallet),
-    )
 
 
 def _select(
@@ -149,6 +128,17 @@ def cmd_grant(
     fmt: Annotated[
         str, typer.Option("--format", help="ldp (Ed25519Signature2018) or jwt (EdDSA).")
     ] = "ldp",
+    require_credential: Annotated[
+        str | None,
+        typer.Option(
+            "--require-credential",
+            metavar="PRESENTATION",
+            help="The doctor's presentation of a ClinicianCredential for your challenge.",
+        ),
+    ] = None,
+    allow_unvouched: Annotated[
+        bool, typer.Option("--allow-unvouched", help="Grant even if no trusted issuer vouches.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Give a doctor time-limited, revocable access: a signed VC and the records sealed to them.
@@ -175,6 +165,10 @@ def cmd_grant(
     note_date_expiry(expires, expiry)
     if doctor_did in (wallet.did, config["did-web"]):
         raise UsageError("a grant to yourself is pointless", "give the doctor's DID")
+    from ._trust import spend, vouch_for
+
+    vouching = vouch_for(wallet, doctor_did, require_credential, allow_unvouched)
+
     # A did:web names its keys in a document on the web: fetch it before reading any record.
     recipient_key = didweb.resolve_key_agreement(doctor_did, transport=fetcher()) if web else None
     from ..vault import Vault
@@ -196,10 +190,12 @@ def cmd_grant(
                 anchors=_anchor_proofs(wallet, records),
                 spool_dir=wallet.home,
                 recipient_key=recipient_key,
+                vouched_by=vouching.credential_id if vouching else None,
             )
         )
 
     path = write_binary_out(out, write, "a grant file")
+    spend(wallet, vouching)
     vault.close()
     payload = {
         "grant_id": summary["grant_id"],
@@ -212,6 +208,7 @@ def cmd_grant(
     }
     if recipient_key is not None:
         payload["recipient_key"] = recipient_key.key_id
+    payload["vouched"] = vouching.to_json() if vouching else None
 
     def human(console: Console) -> None:
         console.print(f"Granted {len(records)} record(s) to {doctor_did}")
@@ -219,6 +216,8 @@ def cmd_grant(
         console.print(f"  expires   {payload['expires']}")
         if recipient_key is not None:
             console.print(f"  sealed to {recipient_key.key_id}")
+        if vouching is not None:
+            console.print(f"  vouched   {vouching.sentence()}")
         console.print(f"  file      {path}")
         console.print(f"Revoke any time with: healthwallet revoke {payload['grant_id']}")
 
@@ -415,6 +414,8 @@ def render_verdict(console: Console, verdict: Verdict) -> None:
     console.print(f"  purpose     {data['purpose']}")
     console.print(f"  valid from  {data['issued']}")
     console.print(f"  valid until {data['expires']}")
+    if data["vouched_by"]:
+        console.print(f"  vouched by  credential {data['vouched_by']} (checked by the patient)")
     for record in data["records"]:
         text = f"  record      {record['id']}  {record.get('media_type', '')}"
         if record.get("anchored_at"):

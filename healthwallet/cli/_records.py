@@ -364,7 +364,7 @@ def cmd_rm(
     Example: healthwallet record rm 3f2a
     """
     from ..issued import active_grants_holding
-    from ._grants import audit_log, issued_grants
+    from ._common import audit_log, issued_grants
 
     wallet = unlock()
     from ..vault import Vault

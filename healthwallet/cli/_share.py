@@ -222,7 +222,7 @@ def _issue(
 ) -> None:
     from ..shares import issue_share
     from ..studyid import study_identity
-    from ._grants import audit_log, issued_grants
+    from ._common import audit_log, issued_grants
 
     issued = issued_grants(wallet, with_audit=False)  # share.issued is logged below
     # The consent's slot is in the study's own list, signed by the per-study identity.

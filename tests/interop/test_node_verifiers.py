@@ -58,10 +58,18 @@ def require_node() -> str:
     return node
 
 
-def change_jwt_payload(token: str) -> str:
+def change_jwt_payload(
+    token: str,
+    path: tuple[str, ...] = ("vc", "credentialSubject", "purpose"),
+    value: str = "something else",
+) -> str:
+    """``token`` with one payload claim (at ``path``) changed and the signature kept."""
     head, body, sig = token.split(".")
     payload = json.loads(keys.b64url_decode(body))
-    payload["vc"]["credentialSubject"]["purpose"] = "something else"
+    target = payload
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
     return head + "." + keys.b64url(json.dumps(payload).encode()) + "." + sig
 
 
@@ -100,10 +108,11 @@ def build_cases() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return request_cases, {LIST_URL: status_vc}
 
 
-@pytest.fixture(scope="module")
-def verdicts() -> dict[tuple[str, str], dict[str, Any]]:
+def run_verifiers(
+    cases: list[dict[str, Any]], status_lists: dict[str, Any]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each case's verdict from each outside verifier, by (case name, verifier)."""
     node = require_node()
-    cases, status_lists = build_cases()
     request = {
         "now": VERIFIER_NOW,
         "statusListContext": json.loads(STATUS_CONTEXT.read_text()),
@@ -120,6 +129,11 @@ def verdicts() -> dict[tuple[str, str], dict[str, Any]]:
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     results = json.loads(proc.stdout)
     return {(r["name"], r["verifier"]): r for r in results}
+
+
+@pytest.fixture(scope="module")
+def verdicts() -> dict[tuple[str, str], dict[str, Any]]:
+    return run_verifiers(*build_cases())
 
 
 DB = "@digitalbazaar/vc"

@@ -3,7 +3,8 @@
 // Reads one JSON request on stdin:
 //   {"now": ISO date, "statusListContext": {...},
 //    "statusLists": {url: StatusList2021Credential (ldp)},
-//    "cases": [{"name", "format": "ldp"|"jwt", "credential": object|compact JWS}]}
+//    "cases": [{"name", "format": "ldp"|"jwt"|"ldp-vp"|"jwt-vp", "credential": object|compact JWS,
+//               "challenge", "domain" (presentations only)}]}
 // and writes one JSON array on stdout, one result per case and verifier:
 //   {"name", "verifier", "verified": bool, "error": string|null, "revoked": bool|null}
 //
@@ -13,6 +14,11 @@
 //      credentialStatus is checked here too (StatusList2021, from the given status lists).
 // jwt: did-jwt-vc (did:key via key-did-resolver + did-resolver), and jose on its own
 //      (EdDSA, the key found through the header's `kid`).
+// ldp-vp: a Verifiable Presentation through @digitalbazaar/vc `verify`, which checks
+//      the holder's authentication proof for the given challenge and domain and each embedded
+//      credential (with its status, as for ldp).
+// jwt-vp: did-jwt-vc verifyPresentation (challenge = nonce, domain = aud), then each embedded
+//      JWT credential through did-jwt-vc.
 //
 // This file lives under tests/node/ because ESM resolves bare imports next to the importing
 // file; the packages are in tests/node/node_modules.
@@ -22,7 +28,7 @@ import {gunzipSync} from 'node:zlib';
 import * as vc from '@digitalbazaar/vc';
 import {Ed25519Signature2018} from '@digitalbazaar/ed25519-signature-2018';
 import {securityLoader} from '@digitalbazaar/security-document-loader';
-import {verifyCredential as verifyJwtCredential} from 'did-jwt-vc';
+import {verifyCredential as verifyJwtCredential, verifyPresentation} from 'did-jwt-vc';
 import {Resolver} from 'did-resolver';
 import {getResolver as keyDidResolver} from 'key-did-resolver';
 import * as jose from 'jose';
@@ -206,6 +212,58 @@ async function verifyJose(jwt, ctx) {
   }
 }
 
+async function verifyLdpPresentation(testCase, ctx) {
+  const revokedOut = {value: null};
+  const result = await vc.verify({
+    presentation: testCase.credential,
+    challenge: testCase.challenge,
+    domain: testCase.domain,
+    suite: new Ed25519Signature2018(),
+    documentLoader: ctx.documentLoader,
+    now: ctx.now,
+    checkStatus: makeCheckStatus({...ctx, revokedOut})
+  });
+  const credentials = result.credentialResults || [];
+  const ok = result.verified === true && credentials.length > 0 &&
+    credentials.every(r => r.verified === true);
+  return {
+    verifier: '@digitalbazaar/vc',
+    verified: ok,
+    error: ok ? null :
+      [errorText(result.presentationResult || result), ...credentials.map(errorText)].join('; '),
+    revoked: revokedOut.value
+  };
+}
+
+async function verifyJwtPresentation(testCase, ctx) {
+  const verifier = 'did-jwt-vc';
+  try {
+    const nowSeconds = Math.floor(new Date(ctx.now).getTime() / 1000);
+    const options = {
+      challenge: testCase.challenge, domain: testCase.domain, policies: {now: nowSeconds}
+    };
+    const verified = await verifyPresentation(testCase.credential, ctx.resolver, options);
+    const embedded = verified.payload.vp.verifiableCredential || [];
+    if(verified.issuer !== verified.payload.iss || embedded.length === 0) {
+      throw new Error('not verified');
+    }
+    for(const jwt of embedded) {
+      await verifyJwtCredential(jwt, ctx.resolver, {policies: {now: nowSeconds}});
+    }
+    return {verifier, verified: true, error: null, revoked: null};
+  } catch(error) {
+    return {verifier, verified: false, error: error.message, revoked: null};
+  }
+}
+
+const VERIFIERS = {
+  ldp: async (c, ctx) => [await verifyLdp(c, ctx)],
+  jwt: async (c, ctx) => [await verifyDidJwtVc(c.credential, ctx),
+    await verifyJose(c.credential, ctx)],
+  'ldp-vp': async (c, ctx) => [await verifyLdpPresentation(c, ctx)],
+  'jwt-vp': async (c, ctx) => [await verifyJwtPresentation(c, ctx)]
+};
+
 async function main() {
   const request = await readStdin();
   const documentLoader = makeDocumentLoader(request.statusListContext);
@@ -217,10 +275,7 @@ async function main() {
   };
   const out = [];
   for(const testCase of request.cases) {
-    const results = testCase.format === 'jwt' ?
-      [await verifyDidJwtVc(testCase.credential, ctx),
-        await verifyJose(testCase.credential, ctx)] :
-      [await verifyLdp(testCase, ctx)];
+    const results = await VERIFIERS[testCase.format](testCase, ctx);
     for(const result of results) {
       out.push({name: testCase.name, ...result});
     }
