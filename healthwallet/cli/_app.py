@@ -101,6 +101,8 @@ _COMMAND_MODULES: dict[str, str] = {
     "keystore": "_keys",
     "backup": "_backup",
     "restore": "_backup",
+    "link": "_links",
+    "import": "_links",
 }
 _VALUE_OPTIONS = ("--home", "--passphrase-file")
 
