@@ -1,0 +1,153 @@
+"""`link create|list|revoke|log|update` and `import`, end to end against a relay over TLS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import link_peers
+from conftest import Cli
+from shl_server import MiniRelay
+
+from healthwallet.links.payload import parse_link
+
+relay = link_peers.relay
+people = link_peers.people
+
+
+def _create(patient: Cli, relay: MiniRelay, *args: str | Path) -> dict[str, object]:
+    result = patient.ok("link", "create", "--tag", "knee", "--relay", relay.base, "--json", *args)
+    return json.loads(result.out)
+
+
+def _passcode(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / f"passcode-{len(text)}-{text[:3]}"
+    path.write_text(text + "\n")
+    return path
+
+
+def test_a_passcode_link_is_imported_by_the_doctor(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+) -> None:
+    routes, _ = relay
+    created = _create(people["patient"], routes, "--passcode-file", _passcode(tmp_path, "4711"),
+                      "--label", "Knee, 2024", "--expires", "7d")
+    link = parse_link(str(created["link"]))
+    assert link.flag == "P" and link.label == "Knee, 2024" and link.exp is not None
+    assert len(link.url) <= 128
+    result = people["doctor"]("import", created["link"], "--recipient", "Dr. Okafor",
+                              "--passcode-file", _passcode(tmp_path, "4711"), "--json")
+    assert result.code == 0, result.err
+    imported = result.json()["records"]
+    assert [r["kind"] for r in imported] == ["fhir", "fhir"]  # labs Bundle, documents Bundle
+    listing = people["doctor"].ok("record", "list", "--json").json()
+    assert {r["label"] for r in listing["records"]} == {"Knee, 2024"}
+    log = people["patient"].ok("link", "log", str(created["id"])[:6], "--json").json()
+    assert [e["recipient"] for e in log["log"]] == ["Dr. Okafor"]
+
+
+def test_wrong_passcode_says_how_many_attempts_are_left(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+) -> None:
+    routes, _ = relay
+    created = _create(people["patient"], routes, "--passcode-file", _passcode(tmp_path, "4711"))
+    result = people["doctor"]("import", created["link"], "--recipient", "Dr. Okafor",
+                              "--passcode-file", _passcode(tmp_path, "1234"))
+    assert result.code == 1
+    assert "(HTTP 401); 2 attempt(s) left" in result.err
+    assert "hint:" in result.err
+
+
+def test_revoked_link_is_refused_at_once(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+) -> None:
+    routes, _ = relay
+    created = _create(people["patient"], routes)
+    people["patient"].ok("link", "revoke", str(created["id"]))
+    result = people["doctor"]("import", created["link"], "--recipient", "Dr. Okafor")
+    assert result.code == 3
+    assert "unknown, expired, revoked or used up (HTTP 404)" in result.err
+    listing = people["patient"].ok("link", "list", "--json").json()["links"]
+    assert [row["revoked"] for row in listing] == [True]
+
+
+def test_single_file_link_is_fetched_with_get(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+) -> None:
+    routes, _ = relay
+    created = _create(people["patient"], routes, "--single-file")
+    assert parse_link(str(created["link"])).flag == "U"
+    result = people["doctor"]("import", created["link"], "--recipient", "Dr. Okafor", "--json")
+    assert result.code == 0, result.err
+    assert len(result.json()["records"]) == 1
+
+
+def test_single_file_with_a_passcode_is_refused_before_anything_is_sent(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+) -> None:
+    routes, _ = relay
+    result = people["patient"]("link", "create", "--tag", "knee", "--relay", routes.base,
+                               "--single-file", "--passcode-file", _passcode(tmp_path, "4711"))
+    assert result.code == 2
+    assert "flag U with P" in result.err
+    assert routes.links == {}
+
+
+def test_long_term_link_serves_new_content_after_update(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+) -> None:
+    routes, _ = relay
+    created = _create(people["patient"], routes, "--long-term")
+    before = dict(routes.links)
+    more = tmp_path / "more.json"
+    more.write_text(json.dumps({"resourceType": "Observation", "status": "final",
+                                "code": {"text": "ferritin"}}))
+    people["patient"].ok("record", "add", more, "--tag", "knee")
+    people["patient"].ok("link", "update", str(created["id"]), "--tag", "knee")
+    assert list(routes.links) == list(before)
+    result = people["doctor"]("import", created["link"], "--recipient", "Dr. Okafor", "--json")
+    assert result.code == 0, result.err
+    assert len(result.json()["records"]) == 3
+
+
+def test_update_of_a_link_that_is_not_long_term_is_refused(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+) -> None:
+    routes, _ = relay
+    created = _create(people["patient"], routes)
+    result = people["patient"]("link", "update", str(created["id"]))
+    assert result.code == 2
+    assert "only a long-term link" in result.err
+
+
+def test_link_key_is_not_readable_in_the_wallet_home(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+) -> None:
+    routes, _ = relay
+    created = _create(people["patient"], routes, "--label", "Knee, 2024")
+    link = parse_link(str(created["link"]))
+    key_text = str(link.to_json()["key"]).encode()
+    for path in people["patient"].home.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert key_text not in content and link.key not in content, path
+            assert b"Knee, 2024" not in content, path
+    listing = people["patient"].ok("link", "list", "--json").out
+    assert key_text.decode() not in listing and link.url not in listing
+
+
+def test_qr_code_is_written_as_png_or_svg_and_drawn_in_the_terminal(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+) -> None:
+    routes, _ = relay
+    _create(people["patient"], routes, "--qr", tmp_path / "knee.png")
+    assert (tmp_path / "knee.png").read_bytes().startswith(b"\x89PNG")
+    _create(people["patient"], routes, "--qr", tmp_path / "knee.svg")
+    assert b"<svg" in (tmp_path / "knee.svg").read_bytes()
+    shown = people["patient"].ok("link", "create", "--tag", "knee", "--relay", routes.base,
+                                 "--viewer", "https://viewer.example/")
+    assert "▀" in shown.out or "▄" in shown.out
+    assert "https://viewer.example/#shlink:/" in shown.out
+    bad = people["patient"]("link", "create", "--tag", "knee", "--relay", routes.base,
+                            "--qr", tmp_path / "knee.gif")
+    assert bad.code == 2 and "PNG or SVG" in bad.err
