@@ -214,7 +214,10 @@ def cmd_create(
 
 @link_app.command("list")
 def cmd_list(as_json: JsonOption = False) -> None:
-    """List the links this wallet created (never their keys)."""
+    """List the links this wallet created (never their keys).
+
+    Example: healthwallet link list --json
+    """
     from ..links.issue import summary
 
     wallet = unlock()
@@ -235,7 +238,10 @@ def cmd_list(as_json: JsonOption = False) -> None:
 
 @link_app.command("revoke")
 def cmd_revoke(link: LinkId, as_json: JsonOption = False) -> None:
-    """Revoke a link at once: the relay answers 404 to the next request."""
+    """Revoke a link at once: the relay answers 404 to the next request.
+
+    Example: healthwallet link revoke 3f2a
+    """
     wallet = unlock()
     register = _register(wallet)
     entry = register.get(link)
@@ -255,7 +261,10 @@ def cmd_revoke(link: LinkId, as_json: JsonOption = False) -> None:
 
 @link_app.command("log")
 def cmd_log(link: LinkId, as_json: JsonOption = False) -> None:
-    """Who resolved a link, when, and under which recipient name (from the relay)."""
+    """Who resolved a link, when, and under which recipient name (from the relay).
+
+    Example: healthwallet link log 3f2a
+    """
     wallet = unlock()
     entry = _register(wallet).get(link)
     log = _client(wallet, entry["relay"], entry["creator"]).log(entry["link_id"])
@@ -284,7 +293,10 @@ def cmd_update(
     as_json: JsonOption = False,
 ) -> None:
     """Put new content under a long-term link (same URL, same key); by default its records
-    as they are now."""
+    as they are now.
+
+    Example: healthwallet link update 3f2a --tag knee
+    """
     from ..keys import b64url_decode
     from ..links.issue import seal_files
 
