@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .. import jsonutil
 from ..errors import AccessDeniedError, NotFoundError, UsageError
 from ..safewrite import OutputDir, atomic_writer
 from ..timeutil import parse_expiry, utc_now
@@ -269,16 +270,22 @@ def cmd_log(link: LinkId, as_json: JsonOption = False) -> None:
     entry = _register(wallet).get(link)
     log = _client(wallet, entry["relay"], entry["creator"]).log(entry["link_id"])
     rows = [
-        {k: v for k, v in e.items() if isinstance(v, str | int) and not isinstance(v, bool)}
+        {
+            "time": e.get("at") if jsonutil.is_a(e.get("at"), int) else None,
+            "recipient": str(e.get("recipient", ""))[:200],
+            "outcome": str(e.get("outcome", ""))[:40],
+        }
         for e in log
     ]
 
     def human(console: Console) -> None:
-        table = Table("time", "recipient", "outcome")
+        table = Table("time (UTC)", "recipient", "outcome")
         for row in rows:
-            table.add_row(
-                str(row.get("time", "")), str(row.get("recipient", "")), str(row.get("outcome", ""))
+            at = row["time"]
+            when = (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) if isinstance(at, int) else "?"
             )
+            table.add_row(when, row["recipient"], row["outcome"])
         console.print(table)
 
     emit(as_json, {"id": entry["local_id"], "log": rows}, human, data=True)

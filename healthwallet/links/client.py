@@ -8,12 +8,13 @@ redirect, one deadline, a size cap) and its JSON is checked member by member.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from .. import jsonutil, keys
-from ..errors import AccessDeniedError, BadInputError, NetworkError, NotFoundError
+from ..errors import AccessDeniedError, BadInputError, NetworkError, NotFoundError, UsageError
 from ..httpfetch import Answer, Fetcher
 from ..relay import protocol
 from ..termsafe import escape
@@ -21,6 +22,7 @@ from ..urls import parse_url
 from . import payload
 
 MAX_ANSWER_BYTES: Final = 4 << 20
+_LINK_ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 Clock = Callable[[], int]
 
 
@@ -70,10 +72,25 @@ class RelayClient:
             body=content if body is not None else None,
             headers=headers,
         )
-        if answer.status in (401, 403):
+        if answer.status == 401:
             raise AccessDeniedError(
-                f"the relay refused this wallet's signed request (HTTP {answer.status})",
-                "only the wallet that created a link may manage it; check the relay's clock",
+                "the relay refused this wallet's signed request (HTTP 401)",
+                "check that this computer's clock is right",
+            )
+        if answer.status == 403:
+            raise AccessDeniedError(
+                "the relay does not take links from this wallet, or it holds its most links",
+                "ask the relay's operator (relay serve --allow-patient), or revoke old links",
+            )
+        if answer.status == 409:
+            raise UsageError(
+                "the relay refused the change (HTTP 409): only a long-term link can change",
+                "create the link with --long-term",
+            )
+        if answer.status == 413:
+            raise BadInputError(
+                "the relay refused the upload as too large (HTTP 413)",
+                "share fewer or smaller records per link",
             )
         if answer.status == 404:
             raise NotFoundError(
@@ -93,16 +110,15 @@ class RelayClient:
 
     def create(
         self,
-        link_id: str,
         files: Sequence[str],
         *,
         flag: str,
         exp: int | None,
         passcode: str | None,
     ) -> CreatedLink:
-        """Upload a new link's encrypted files and rules; the relay's id and manifest URL."""
+        """Upload a new link's encrypted files and rules; the id and manifest URL the relay
+        picked (43 random base64url characters under its base URL)."""
         body: dict[str, Any] = {
-            "id": link_id,
             "flag": flag,
             "files": [{"contentType": "application/fhir+json", "jwe": f} for f in files],
         }
@@ -111,11 +127,9 @@ class RelayClient:
         if passcode is not None:
             body["passcode"] = passcode
         answer = self._json(self._call("POST", protocol.API_LINKS, body))
-        created_id = jsonutil.optional(answer, "id", str, "the relay's answer", NetworkError)
-        created_id = created_id or link_id
-        url = jsonutil.optional(answer, "url", str, "the relay's answer", NetworkError)
-        url = url or f"{self.base}{protocol.MANIFEST_PREFIX}{created_id}"
-        if not url.startswith(self.base) or created_id not in url:
+        created_id = jsonutil.text(answer, "id", "the relay's answer", NetworkError)
+        url = jsonutil.text(answer, "url", "the relay's answer", NetworkError)
+        if not _LINK_ID.fullmatch(created_id) or not url.startswith(self.base):
             raise NetworkError(
                 f"the relay answered a link address outside itself: {escape(url[:200])}"
             )
@@ -141,7 +155,8 @@ class RelayClient:
     def log(self, link_id: str) -> list[dict[str, Any]]:
         """Who resolved the link and when (the relay's access log)."""
         answer = self._json(self._call("GET", f"{protocol.API_LINKS}/{link_id}/log"))
-        return jsonutil.items_of(answer.get("log", []), dict, "the relay's link log", NetworkError)
+        entries = jsonutil.member(answer, "entries", list, "the relay's link log", NetworkError)
+        return jsonutil.items_of(entries, dict, "the relay's link log", NetworkError)
 
 
 def _retry_hint(headers: Mapping[str, str]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from .. import keys
 from . import content, jwe
 from .client import RelayClient
-from .payload import LinkPayload, new_key, new_link_id
+from .payload import LinkPayload, new_key
 from .register import LinkRegister
 
 RandomBytes = Callable[[int], bytes]
@@ -53,7 +53,7 @@ def create_link(
     """Upload a new link to the relay and keep it in the register."""
     key = new_key(random_bytes)
     files = seal_files(records, key, single_file="U" in flag, random_bytes=random_bytes)
-    made = client.create(new_link_id(random_bytes), files, flag=flag, exp=exp, passcode=passcode)
+    made = client.create(files, flag=flag, exp=exp, passcode=passcode)
     link = LinkPayload(made.url, key, exp, flag, label)
     entry: dict[str, Any] = {
         "relay": client.base,

@@ -94,7 +94,8 @@ class _Link:
 
 @dataclass
 class MiniRelay:
-    """The relay's behaviour as the link client expects it (in memory)."""
+    """The relay's behaviour as docs/format-link.md specifies it, in memory (a stand-in until
+    the real `relay serve` is merged; the interop tests run against the real one)."""
 
     base: str = ""
     links: dict[str, _Link] = field(default_factory=dict)
@@ -135,7 +136,7 @@ class MiniRelay:
     def _manage(self, method: str, rest: list[str], did: str, body: bytes) -> Reply:
         if method == "POST" and not rest:
             request = json.loads(body)
-            link_id = request["id"]
+            link_id = secrets.token_urlsafe(32)
             self.links[link_id] = _Link(
                 did, request.get("flag", ""), request.get("exp"), request.get("passcode"),
                 [f["jwe"] for f in request["files"]],
@@ -149,12 +150,12 @@ class MiniRelay:
             return _json(404, {})
         if method == "DELETE" and len(rest) == 1:
             link.revoked = True
-            return 204, {}, b""
+            return _json(200, {"id": rest[0], "revoked": True})
         if method == "PUT" and len(rest) == 1:
             link.files = [f["jwe"] for f in json.loads(body)["files"]]
             return _json(200, {})
         if method == "GET" and rest[1:] == ["log"]:
-            return _json(200, {"log": link.log})
+            return _json(200, {"id": rest[0], "entries": link.log})
         return _json(404, {})
 
     def _manifest(self, method: str, link_id: str, query: str, body: bytes) -> Reply:
@@ -163,7 +164,7 @@ class MiniRelay:
             return _json(404, {})
         if method == "GET" and "U" in link.flag:
             recipient = urllib.parse.parse_qs(query).get("recipient", [""])[0]
-            link.log.append({"time": int(time.time()), "recipient": recipient, "outcome": "ok"})
+            link.log.append({"at": int(time.time()), "recipient": recipient, "outcome": "ok"})
             return 200, {"Content-Type": "application/jose"}, link.files[0].encode()
         if method != "POST":
             return _json(404, {})
@@ -173,7 +174,7 @@ class MiniRelay:
             if link.attempts <= 0:
                 link.revoked = True
             return _json(401, {"remainingAttempts": max(link.attempts, 0)})
-        link.log.append({"time": int(time.time()), "recipient": request.get("recipient"),
+        link.log.append({"at": int(time.time()), "recipient": request.get("recipient"),
                          "outcome": "ok"})
         files = []
         for jwe in link.files:
