@@ -109,11 +109,6 @@ def new_key(random_bytes: RandomBytes) -> bytes:
     return key
 
 
-def new_link_id(random_bytes: RandomBytes) -> str:
-    """A manifest id: 43 base64url characters from 32 random bytes (256 bits)."""
-    return keys.b64url(random_bytes(32))
-
-
 def check_label(label: str | None) -> str | None:
     """``label`` when it fits the spec (at most 80 characters, printable), else UsageError."""
     if label is None or label == "":

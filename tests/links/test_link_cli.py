@@ -151,3 +151,44 @@ def test_qr_code_is_written_as_png_or_svg_and_drawn_in_the_terminal(
     bad = people["patient"]("link", "create", "--tag", "knee", "--relay", routes.base,
                             "--qr", tmp_path / "knee.gif")
     assert bad.code == 2 and "PNG or SVG" in bad.err
+
+
+def test_hostile_recipient_names_in_the_relay_log_cannot_redraw_the_terminal(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+) -> None:
+    routes, _ = relay
+    created = _create(people["patient"], routes)
+    [link] = routes.links.values()
+    link.log.append({"at": 1_700_000_000, "recipient": "\x1b[2J\x1b[31mDr. Evil\u202e",
+                     "outcome": "ok"})
+    shown = people["patient"].ok("link", "log", str(created["id"]))
+    assert "\x1b" not in shown.out and "\u202e" not in shown.out
+    assert "Dr. Evil" in shown.out
+
+
+def test_passcode_link_without_a_passcode_or_terminal_is_refused(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+) -> None:
+    routes, _ = relay
+    created = _create(people["patient"], routes, "--passcode-file", _passcode(tmp_path, "4711"))
+    result = people["doctor"]("import", created["link"], "--recipient", "Dr. Okafor")
+    assert result.code == 2
+    assert "needs a passcode" in result.err
+
+
+def test_a_moved_register_row_does_not_open(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+) -> None:
+    import sqlite3
+
+    routes, _ = relay
+    _create(people["patient"], routes)
+    _create(people["patient"], routes)
+    db = sqlite3.connect(people["patient"].home / "links.sqlite")
+    (first, _), (_, moved) = db.execute("SELECT id, sealed FROM links ORDER BY seq").fetchall()
+    db.execute("UPDATE links SET sealed = ? WHERE id = ?", (moved, first))
+    db.commit()
+    db.close()
+    result = people["patient"]("link", "list")
+    assert result.code == 1
+    assert "link register row in the wallet home was changed" in result.err
