@@ -20,7 +20,7 @@ from ..timeutil import parse_expiry, utc_now
 from ..vault import Vault
 from ..wallet import Wallet, read_config
 from ._common import JsonOption, emit, fetcher, notes_console, print_lines, unlock
-from ._grants import _select
+from ._grants import _select, audit_log
 
 if TYPE_CHECKING:
     from ..links.client import RelayClient
@@ -187,6 +187,16 @@ def cmd_create(
         created=now.isoformat(timespec="seconds"),
         random_bytes=os.urandom,
     )
+    audit_log(wallet).append(
+        "link.created",
+        {
+            "link": made.local_id,
+            "relay": base,
+            "flag": flag,
+            "exp": exp,
+            "records": [r.id for r in records],
+        },
+    )
     text = made.link.uri(prefix)
     qr_path = _write_qr(qr_file, text) if qr_file is not None else None
     payload = {
@@ -252,6 +262,7 @@ def cmd_revoke(link: LinkId, as_json: JsonOption = False) -> None:
     except NotFoundError:
         note = "the relay no longer had it (expired or revoked before)"
     register.change(entry["local_id"], revoked=True)
+    audit_log(wallet).append("link.revoked", {"link": entry["local_id"]})
     payload = {"id": entry["local_id"], "revoked": True, "note": note}
 
     def human(console: Console) -> None:
@@ -332,6 +343,9 @@ def cmd_update(
     _client(wallet, entry["relay"], entry["creator"]).update(entry["link_id"], files)
     updated = utc_now().isoformat(timespec="seconds")
     register.change(entry["local_id"], records=[r.id for r in records], updated=updated)
+    audit_log(wallet).append(
+        "link.updated", {"link": entry["local_id"], "records": [r.id for r in records]}
+    )
     payload = {"id": entry["local_id"], "records": len(records), "updated": updated}
 
     def human(console: Console) -> None:
@@ -387,6 +401,7 @@ def cmd_import(
             tags=tags or [],
         )
     vault.close()
+    audit_log(wallet).append("link.imported", {"records": [row["id"] for row in result["records"]]})
 
     def human(console: Console) -> None:
         console.print(f"Imported {len(result['records'])} record(s) from the link")

@@ -192,3 +192,17 @@ def test_a_moved_register_row_does_not_open(
     result = people["patient"]("link", "list")
     assert result.code == 1
     assert "link register row in the wallet home was changed" in result.err
+
+
+def test_link_events_are_in_the_audit_log_without_labels_or_keys(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+) -> None:
+    routes, _ = relay
+    created = _create(people["patient"], routes, "--long-term", "--label", "Knee, 2024")
+    people["patient"].ok("link", "update", str(created["id"]))
+    people["patient"].ok("link", "revoke", str(created["id"]))
+    log = people["patient"].ok("log", "--json").out
+    events = [e["event"] for e in json.loads(log)["entries"]]
+    assert events[-3:] == ["link.created", "link.updated", "link.revoked"]
+    assert "Knee, 2024" not in log
+    assert str(parse_link(str(created["link"])).to_json()["key"]) not in log
