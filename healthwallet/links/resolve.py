@@ -70,7 +70,7 @@ def _refusal(answer: Answer) -> None:
     if answer.status == 401:
         remaining = _remaining_attempts(answer.body)
         left = f"; {remaining} attempt(s) left" if remaining is not None else ""
-        raise WrongPasscodeError(f"the relay refused the passcode (HTTP 401){left}")
+        raise WrongPasscodeError(f"the link's server refused the passcode (HTTP 401){left}")
     if answer.status == 404:
         raise NotFoundError(
             "the link is unknown, expired, revoked or used up (HTTP 404)",
