@@ -186,3 +186,40 @@ class MiniRelay:
                 files.append({"contentType": "application/fhir+json",
                               "location": f"{self.base}f/{token}"})
         return _json(200, {"files": files})
+
+
+@dataclass(frozen=True)
+class ServedRelay:
+    """`healthwallet relay serve` running on 127.0.0.1 over TLS."""
+
+    base: str
+    ca: Path
+
+
+@contextmanager
+def relay_serve(folder: Path, env: dict[str, str], *extra: str) -> Iterator[ServedRelay]:
+    """Run the real `healthwallet relay serve` (TLS from a test CA, SQLite in ``folder``)
+    until the block ends; stopped with SIGTERM, as an operator would."""
+    import signal
+    import subprocess
+    import sys
+
+    ca, cert, key = certificates(folder)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "healthwallet", "relay", "serve", "--cert", str(cert),
+         "--key", str(key), "--port", "0", "--db", str(folder / "relay.db"),
+         "--open-registration", "--json", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line, server.stderr.read().decode() if server.stderr else "relay did not start"
+        yield ServedRelay(json.loads(line)["url"], ca)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
