@@ -164,6 +164,9 @@ def cmd_create(
         from ..links import qr
 
         qr.image_kind(qr_file)
+        if qr_file.is_dir() or not qr_file.parent.is_dir():
+            # Checked before the upload: a link should not exist whose QR code was not written.
+            raise UsageError("--qr names no file in an existing directory", "check the path")
     passcode = _read_passcode(passcode_file, passcode_prompt, confirm=True)
     wallet = unlock()
     config = read_config(wallet.home)
