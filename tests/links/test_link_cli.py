@@ -208,3 +208,14 @@ def test_link_events_are_in_the_audit_log_without_labels_or_keys(
     assert events[-3:] == ["link.created", "link.updated", "link.revoked"]
     assert "Knee, 2024" not in log
     assert str(parse_link(str(created["link"])).to_json()["key"]) not in log
+
+
+def test_a_link_made_before_a_key_rotation_is_still_managed_by_its_creator_key(
+    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+) -> None:
+    routes, _ = relay
+    created = _create(people["patient"], routes)
+    people["patient"].ok("key", "rotate", "--json")
+    people["patient"].ok("link", "revoke", str(created["id"]))
+    result = people["doctor"]("import", created["link"], "--recipient", "Dr. Okafor")
+    assert result.code == 3
