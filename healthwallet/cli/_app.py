@@ -103,6 +103,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "restore": "_backup",
     "link": "_links",
     "import": "_links",
+    "relay": "_relay",
 }
 _VALUE_OPTIONS = ("--home", "--passphrase-file")
 
