@@ -1,6 +1,6 @@
 """Benchmark: time from `healthwallet link create` to a QR code, for 100 records, through the CLI.
 
-The relay is the test relay of tests/links (a real HTTPS server on 127.0.0.1 with a test CA),
+The relay is `healthwallet relay serve` on 127.0.0.1 over TLS (a test CA, SQLite, no rate limit),
 so the figure covers unlocking, reading and packing the records, encrypting the files, the
 signed upload over TLS and writing the QR code (SVG and PNG). Baselines measured in the same
 run on the same wallet: `record list --json` (unlock and read the index) and `grant` of the
@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "links"), str(HERE)]
 
 from _util import report  # noqa: E402
-from shl_server import MiniRelay, https_server  # noqa: E402
+from shl_server import relay_serve  # noqa: E402
 
 from healthwallet.keys import Identity  # noqa: E402
 
@@ -46,13 +46,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        routes = MiniRelay()
-        with https_server(routes, root) as (base, ca):
-            routes.base = base
-            env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHWALLET_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHWALLET_")}
+        env.update(HOME=str(root), PYTHONPATH=str(HERE.parent))
+        with relay_serve(root, env, "--rate", "0") as served:
+            base = served.base
             env.update(HEALTHWALLET_HOME=str(root / "wallet"), HEALTHWALLET_PASSPHRASE="bench pass",
-                       HEALTHWALLET_TEST_INSECURE_KDF="1", SSL_CERT_FILE=str(ca),
-                       HOME=str(root), PYTHONPATH=str(HERE.parent))
+                       HEALTHWALLET_TEST_INSECURE_KDF="1", SSL_CERT_FILE=str(served.ca))
             hw = [sys.executable, "-m", "healthwallet"]
             subprocess.run([*hw, "init", "--keystore", "file"], check=True, env=env,
                            capture_output=True)

@@ -1,4 +1,4 @@
-"""Fixtures for link tests: a test relay over TLS, and wallets that trust its CA."""
+"""Fixtures for link tests: the real `relay serve` over TLS, and wallets that trust its CA."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 from conftest import Cli, base_env, fhir_bundle
-from shl_server import MiniRelay, https_server
+from shl_server import ServedRelay, relay_serve
 
 
 @pytest.fixture
-def relay(tmp_path: Path) -> Iterator[tuple[MiniRelay, Path]]:
-    """A test relay on https://localhost:PORT/ and the CA file that signs its certificate."""
-    routes = MiniRelay()
-    with https_server(routes, tmp_path) as (base, ca):
-        routes.base = base
-        yield routes, ca
+def relay(tmp_path: Path) -> Iterator[tuple[ServedRelay, Path]]:
+    """`healthwallet relay serve` on https://127.0.0.1:PORT/ and the CA that signs its
+    certificate."""
+    folder = tmp_path / "relay"
+    folder.mkdir()
+    with relay_serve(folder, base_env(tmp_path)) as served:
+        yield served, served.ca
 
 
 def trusting(tmp_path: Path, name: str, ca: Path) -> Cli:
@@ -32,7 +33,7 @@ def trusting(tmp_path: Path, name: str, ca: Path) -> Cli:
 
 
 @pytest.fixture
-def people(tmp_path: Path, relay: tuple[MiniRelay, Path]) -> dict[str, Cli]:
+def people(tmp_path: Path, relay: tuple[ServedRelay, Path]) -> dict[str, Cli]:
     """A patient with two records (labs, a PDF letter) and a doctor, both trusting the CA."""
     _, ca = relay
     patient, doctor = trusting(tmp_path, "patient", ca), trusting(tmp_path, "doctor", ca)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import ssl
-import urllib.request
 from pathlib import Path
 
 import link_peers
 from conftest import Cli
-from shl_server import MiniRelay
+from shl_server import Reply, ServedRelay, https_server
 
 from healthwallet.links.payload import parse_link
 
@@ -17,7 +15,7 @@ relay = link_peers.relay
 people = link_peers.people
 
 
-def _create(patient: Cli, relay: MiniRelay, *args: str | Path) -> dict[str, object]:
+def _create(patient: Cli, relay: ServedRelay, *args: str | Path) -> dict[str, object]:
     result = patient.ok("link", "create", "--tag", "knee", "--relay", relay.base, "--json", *args)
     return json.loads(result.out)
 
@@ -29,7 +27,7 @@ def _passcode(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_passcode_link_is_imported_by_the_doctor(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path], tmp_path: Path
 ) -> None:
     routes, _ = relay
     created = _create(people["patient"], routes, "--passcode-file", _passcode(tmp_path, "4711"),
@@ -49,19 +47,19 @@ def test_a_passcode_link_is_imported_by_the_doctor(
 
 
 def test_wrong_passcode_says_how_many_attempts_are_left(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path], tmp_path: Path
 ) -> None:
     routes, _ = relay
     created = _create(people["patient"], routes, "--passcode-file", _passcode(tmp_path, "4711"))
     result = people["doctor"]("import", created["link"], "--recipient", "Dr. Okafor",
                               "--passcode-file", _passcode(tmp_path, "1234"))
     assert result.code == 1
-    assert "(HTTP 401); 2 attempt(s) left" in result.err
+    assert "(HTTP 401); 9 attempt(s) left" in result.err
     assert "hint:" in result.err
 
 
 def test_revoked_link_is_refused_at_once(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path]
 ) -> None:
     routes, _ = relay
     created = _create(people["patient"], routes)
@@ -74,7 +72,7 @@ def test_revoked_link_is_refused_at_once(
 
 
 def test_single_file_link_is_fetched_with_get(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path]
 ) -> None:
     routes, _ = relay
     created = _create(people["patient"], routes, "--single-file")
@@ -85,7 +83,7 @@ def test_single_file_link_is_fetched_with_get(
 
 
 def test_single_file_with_a_passcode_is_refused_before_anything_is_sent(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path], tmp_path: Path
 ) -> None:
     routes, _ = relay
     result = people["patient"]("link", "create", "--tag", "knee", "--relay", routes.base,
@@ -96,7 +94,7 @@ def test_single_file_with_a_passcode_is_refused_before_anything_is_sent(
 
 
 def test_long_term_link_serves_new_content_after_update(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path], tmp_path: Path
 ) -> None:
     routes, _ = relay
     created = _create(people["patient"], routes, "--long-term")
@@ -111,7 +109,7 @@ def test_long_term_link_serves_new_content_after_update(
 
 
 def test_update_of_a_link_that_is_not_long_term_is_refused(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path]
 ) -> None:
     routes, _ = relay
     created = _create(people["patient"], routes)
@@ -121,7 +119,7 @@ def test_update_of_a_link_that_is_not_long_term_is_refused(
 
 
 def test_link_key_is_not_readable_in_the_wallet_home(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path]
 ) -> None:
     routes, _ = relay
     created = _create(people["patient"], routes, "--label", "Knee, 2024")
@@ -137,7 +135,7 @@ def test_link_key_is_not_readable_in_the_wallet_home(
 
 
 def test_qr_code_is_written_as_png_or_svg_and_drawn_in_the_terminal(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path], tmp_path: Path
 ) -> None:
     routes, _ = relay
     _create(people["patient"], routes, "--qr", tmp_path / "knee.png")
@@ -153,23 +151,34 @@ def test_qr_code_is_written_as_png_or_svg_and_drawn_in_the_terminal(
     assert bad.code == 2 and "PNG or SVG" in bad.err
 
 
-def test_hostile_recipient_names_in_the_relay_log_cannot_redraw_the_terminal(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+def test_hostile_relay_log_entries_cannot_redraw_the_terminal(
+    people: dict[str, Cli], tmp_path: Path
 ) -> None:
-    routes, ca = relay
-    created = _create(people["patient"], routes)
-    hostile = json.dumps({"recipient": "\x1b[2J\x1b[31mDr. Evil\u202e"}).encode()
-    request = urllib.request.Request(parse_link(str(created["link"])).url, data=hostile,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=ca)) as answer:
-        assert answer.status == 200
-    shown = people["patient"].ok("link", "log", str(created["id"]))
-    assert "\x1b" not in shown.out and "\u202e" not in shown.out
+    """A relay is a server: its answers are escaped like any other outside text."""
+    link_id = "C" * 43
+    state: dict[str, str] = {}
+
+    def hostile(method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        if method == "POST" and target == "/api/v1/links":
+            answer = {"id": link_id, "url": f"{state['base']}m/{link_id}"}
+            return 201, {"Content-Type": "application/json"}, json.dumps(answer).encode()
+        entries = [{"at": 1_700_000_000, "recipient": "\x1b[2J\x1b[31mDr. Evil\u202e",
+                    "outcome": "ok\x07"}]
+        return 200, {"Content-Type": "application/json"}, json.dumps(
+            {"id": link_id, "entries": entries}).encode()
+
+    with https_server(hostile, tmp_path / "hostile") as (base, ca):
+        state["base"] = base
+        env = {"SSL_CERT_FILE": str(ca)}
+        made = people["patient"].ok("link", "create", "--tag", "knee", "--relay", base,
+                                    "--json", env=env).json()
+        shown = people["patient"].ok("link", "log", str(made["id"]), env=env)
+    assert "\x1b" not in shown.out and "\u202e" not in shown.out and "\x07" not in shown.out
     assert "Dr. Evil" in shown.out
 
 
 def test_passcode_link_without_a_passcode_or_terminal_is_refused(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path], tmp_path: Path
 ) -> None:
     routes, _ = relay
     created = _create(people["patient"], routes, "--passcode-file", _passcode(tmp_path, "4711"))
@@ -179,7 +188,7 @@ def test_passcode_link_without_a_passcode_or_terminal_is_refused(
 
 
 def test_a_moved_register_row_does_not_open(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path]
 ) -> None:
     import sqlite3
 
@@ -197,7 +206,7 @@ def test_a_moved_register_row_does_not_open(
 
 
 def test_link_events_are_in_the_audit_log_without_labels_or_keys(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path]
 ) -> None:
     routes, _ = relay
     created = _create(people["patient"], routes, "--long-term", "--label", "Knee, 2024")
@@ -211,7 +220,7 @@ def test_link_events_are_in_the_audit_log_without_labels_or_keys(
 
 
 def test_a_link_made_before_a_key_rotation_is_still_managed_by_its_creator_key(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path]
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path]
 ) -> None:
     routes, _ = relay
     created = _create(people["patient"], routes)

@@ -16,7 +16,7 @@ from typing import Any
 
 import link_peers
 from conftest import Cli
-from shl_server import MiniRelay
+from shl_server import ServedRelay
 from test_ktc_interop import NODE_DIR, require_ktc
 
 from healthwallet.links.payload import LinkPayload, parse_link
@@ -45,7 +45,7 @@ def _create(patient: Cli, base: str, *args: str | Path) -> str:
 
 
 def test_kill_the_clipboard_reads_links_healthwallet_creates(
-    people: dict[str, Cli], relay: tuple[MiniRelay, Path], tmp_path: Path
+    people: dict[str, Cli], relay: tuple[ServedRelay, Path], tmp_path: Path
 ) -> None:
     routes, ca = relay
     require_ktc()
@@ -56,7 +56,7 @@ def test_kill_the_clipboard_reads_links_healthwallet_creates(
     single = _create(patient, routes.base, "--single-file", "--viewer", "https://viewer.example/")
     long_term = _create(patient, routes.base, "--long-term")
     revoked = _create(patient, routes.base)
-    short = parse_link(_create(patient, routes.base, "--expires", "1s"))
+    short = parse_link(_create(patient, routes.base, "--expires", "3s"))
     more = tmp_path / "more.json"
     more.write_text(json.dumps({"resourceType": "Observation", "status": "final",
                                 "code": {"text": "ferritin"}}))
