@@ -101,6 +101,11 @@ class RelayClient:
             raise NetworkError(
                 "the relay asks to slow down (HTTP 429)", _retry_hint(answer.headers)
             )
+        if answer.status == 400:
+            raise BadInputError(
+                f"the relay refused the request (HTTP 400: {_reason(answer.body)})",
+                "see docs/format-link.md for what a relay accepts",
+            )
         if not 200 <= answer.status < 300:
             raise NetworkError(f"the relay answered HTTP {answer.status}")
         return answer
@@ -164,3 +169,13 @@ def _retry_hint(headers: Mapping[str, str]) -> str:
     if after.isdigit() and len(after) < 8:
         return f"try again in {int(after)} s"
     return "try again later"
+
+
+def _reason(body: bytes) -> str:
+    """The relay's ``{"error": …}`` text, escaped and cut short; never more than that."""
+    try:
+        value = jsonutil.loads(body, max_bytes=4096, what="an error answer")
+    except ValueError:
+        return "no reason given"
+    text = value.get("error") if isinstance(value, dict) else None
+    return escape(text[:120]) if isinstance(text, str) else "no reason given"

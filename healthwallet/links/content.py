@@ -4,7 +4,8 @@ Any SHL viewer reads ``application/fhir+json``. A FHIR record travels as its own
 resource is wrapped in a ``collection`` Bundle); PDFs, images and other files travel together
 in one more ``collection`` Bundle, each as a DocumentReference whose attachment holds the bytes
 (base64) and the media type, as the CMS "Kill the Clipboard" SHL profile lays out a rendered
-document next to the clinical Bundle. A single-file (U) link carries everything in one Bundle.
+document next to the clinical Bundle. A single-file (U) link carries everything in one Bundle;
+a link of more than ``MAX_FILES`` files carries all FHIR records in one Bundle.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .. import jsonutil
 from ..errors import BadInputError
 
 FHIR_JSON: Final = "application/fhir+json"
+MAX_FILES: Final = 50  # files per link a relay takes (docs/format-link.md)
 
 
 @dataclass(frozen=True)
@@ -75,14 +77,16 @@ def link_files(records: Sequence[SharedRecord], *, single_file: bool) -> list[by
     documents = [_entry(document_reference(r)) for r in records if r.record_type != "fhir"]
     fhir = [_resource(r) for r in records if r.record_type == "fhir"]
     if single_file:
-        entries = [e for resource in fhir for e in _entries_of(resource)] + documents
-        bundles = [_collection(entries)]
+        bundles = [_collection([e for r in fhir for e in _entries_of(r)] + documents)]
+    elif len(fhir) + bool(documents) > MAX_FILES:
+        # A relay takes at most MAX_FILES files per link: past that, FHIR records share one.
+        bundles = [_collection([e for r in fhir for e in _entries_of(r)])]
     else:
         bundles = [
             r if r.get("resourceType") == "Bundle" else _collection(_entries_of(r)) for r in fhir
         ]
-        if documents:
-            bundles.append(_collection(documents))
+    if documents and not single_file:
+        bundles.append(_collection(documents))
     return [
         json.dumps(b, separators=(",", ":"), ensure_ascii=False).encode("utf-8") for b in bundles
     ]

@@ -38,3 +38,14 @@ def test_single_file_link_carries_everything_in_one_bundle() -> None:
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert kinds == ["Observation", "AllergyIntolerance", "DocumentReference"]
     assert bundle["type"] == "collection"
+
+
+def test_more_records_than_a_relay_takes_files_share_one_bundle() -> None:
+    many = [SharedRecord("fhir", "application/fhir+json", f"o{n}", json.dumps(
+        {"resourceType": "Observation", "id": f"o{n}", "status": "final"}).encode())
+        for n in range(60)]
+    files = _load(link_files([*many, LETTER], single_file=False))
+    assert len(files) == 2
+    assert len(files[0]["entry"]) == 60
+    assert files[1]["entry"][0]["resource"]["resourceType"] == "DocumentReference"
+    assert len(link_files(many[:49], single_file=False)) == 49
