@@ -25,8 +25,9 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .errors import BadInputError, NetworkError
 from .termsafe import escape
@@ -39,6 +40,7 @@ _LOCAL_HINT: Final = (
     f"or (tests, self-hosting) run `healthwallet config set {LOCAL_URLS_SETTING} true`"
 )
 _IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+_T = TypeVar("_T")
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 
 
@@ -204,21 +206,54 @@ class Fetcher:
         BadInputError (exit 2) for a malformed or refused URL or a body over the cap;
         NetworkError (exit 5) when the host cannot be reached in time or does not answer 200.
         """
+        headers = {"Accept": accept}
+        return self._send("GET", url_text, what, None, headers, _body_reader(what, max_bytes))
+
+    def exchange(
+        self,
+        method: str,
+        url_text: str,
+        what: str,
+        *,
+        max_bytes: int,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """Any answer to ``method url_text`` (status, headers, body of at most ``max_bytes``),
+        under the same rules as ``get``; a redirect is still a NetworkError, never followed."""
+
+        def read(response: http.client.HTTPResponse, shown: str) -> Answer:
+            if 300 <= response.status < 400:
+                raise NetworkError(
+                    f"{what} {shown} answered HTTP {response.status}, a redirect (not followed)",
+                    "give the final https address",
+                )
+            content = _read_capped(response, what, shown, max_bytes)
+            names = {name.lower(): value for name, value in response.getheaders()}
+            return Answer(response.status, names, content)
+
+        return self._send(method, url_text, what, body, dict(headers or {}), read)
+
+    def _send(
+        self,
+        method: str,
+        url_text: str,
+        what: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        read: Callable[[http.client.HTTPResponse, str], _T],
+    ) -> _T:
         schemes = ("https", "http") if self.allow_local else ("https",)
         url = parse_url(url_text, what, schemes)
         shown = escape(url.text)
         deadline = _Deadline(self.deadline)
+        headers.setdefault("Accept-Encoding", "identity")
         try:
             addresses = self._judge(url, _resolve(url, deadline), what)
             connection = _PinnedConnection(url, addresses, deadline)
             try:
-                connection.request(
-                    "GET",
-                    url.target,
-                    headers={"Accept": accept, "Accept-Encoding": "identity"},
-                )
-                response = connection.getresponse()
-                return _read_body(response, what, shown, max_bytes)
+                connection.request(method, url.target, body=body, headers=headers)
+                return read(connection.getresponse(), shown)
             finally:
                 connection.close()
         except TimeoutError:
@@ -229,8 +264,38 @@ class Fetcher:
             raise NetworkError(f"cannot fetch {what} {shown} ({type(exc).__name__})") from None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer read by ``Fetcher.exchange``: status, lower-case headers, capped body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _limit_text(max_bytes: int) -> str:
+    return f"{max_bytes // (1 << 20)} MiB" if max_bytes >= 1 << 20 else f"{max_bytes >> 10} KiB"
+
+
+def _read_capped(
+    response: http.client.HTTPResponse, what: str, shown: str, max_bytes: int
+) -> bytes:
+    declared = response.getheader("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise BadInputError(f"{what} {shown} is larger than {_limit_text(max_bytes)}")
+    body = bytearray()
+    while chunk := response.read(min(1 << 16, max_bytes + 1 - len(body))):
+        body += chunk
+        if len(body) > max_bytes:
+            raise BadInputError(f"{what} {shown} is larger than {_limit_text(max_bytes)}")
+    return bytes(body)
+
+
+def _body_reader(what: str, max_bytes: int) -> Callable[[http.client.HTTPResponse, str], bytes]:
+    return lambda response, shown: _read_body(response, what, shown, max_bytes)
+
+
 def _read_body(response: http.client.HTTPResponse, what: str, shown: str, max_bytes: int) -> bytes:
-    limit = f"{max_bytes // (1 << 20)} MiB" if max_bytes >= 1 << 20 else f"{max_bytes >> 10} KiB"
     if 300 <= response.status < 400:
         raise NetworkError(
             f"{what} {shown} answered HTTP {response.status}, a redirect (not followed)",
@@ -238,15 +303,7 @@ def _read_body(response: http.client.HTTPResponse, what: str, shown: str, max_by
         )
     if response.status != 200:
         raise NetworkError(f"{what} {shown} answered HTTP {response.status}")
-    declared = response.getheader("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise BadInputError(f"{what} {shown} is larger than {limit}")
-    body = bytearray()
-    while chunk := response.read(min(1 << 16, max_bytes + 1 - len(body))):
-        body += chunk
-        if len(body) > max_bytes:
-            raise BadInputError(f"{what} {shown} is larger than {limit}")
-    return bytes(body)
+    return _read_capped(response, what, shown, max_bytes)
 
 
 def fetch_document(
@@ -261,4 +318,11 @@ def fetch_document(
     return (fetcher or Fetcher()).get(url, what, max_bytes=max_bytes, accept=accept)
 
 
-__all__ = ["DEFAULT_DEADLINE", "LOCAL_URLS_SETTING", "Fetcher", "address_class", "fetch_document"]
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "LOCAL_URLS_SETTING",
+    "Answer",
+    "Fetcher",
+    "address_class",
+    "fetch_document",
+]

@@ -104,6 +104,8 @@ _COMMAND_MODULES: dict[str, str] = {
     "restore": "_backup",
     "unlock": "_agent",
     "lock": "_agent",
+    "link": "_links",
+    "import": "_links",
     "relay": "_relay",
 }
 _VALUE_OPTIONS = ("--home", "--passphrase-file")

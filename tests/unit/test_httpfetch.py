@@ -187,3 +187,22 @@ def test_url_validator_keeps_what_is_well_formed() -> None:
     url = parse_url("https://Bücher.example:8443/a/b.json?x=1", "u")
     assert (url.host, url.port, url.target) == ("xn--bcher-kva.example", 8443, "/a/b.json?x=1")
     assert parse_url("https://[2001:db8::1]/", "u").host == "2001:db8::1"
+
+
+def test_exchange_returns_any_status_with_its_headers_and_body_under_the_same_caps() -> None:
+    with raw_server(reply(b'{"remainingAttempts": 2}', "401 Unauthorized",
+                          **{"Retry-After": "3"})) as (port, requests):
+        answer = LOCAL.exchange("POST", f"http://127.0.0.1:{port}/m/x", "a manifest",
+                                max_bytes=1024, body=b'{"recipient":"r"}',
+                                headers={"Content-Type": "application/json"})
+    assert answer.status == 401 and answer.headers["retry-after"] == "3"
+    assert answer.body == b'{"remainingAttempts": 2}'
+    assert requests[0].startswith(b"POST /m/x HTTP/1.1")
+    with raw_server(reply(b"", "302 Found", Location="http://127.0.0.1:1/")) as (port, _):
+        with pytest.raises(NetworkError, match="redirect"):
+            LOCAL.exchange("GET", f"http://127.0.0.1:{port}/", "a file", max_bytes=1024)
+    with raw_server(reply(b"x" * 4096, "404 Not Found")) as (port, _):
+        with pytest.raises(BadInputError, match="larger than"):
+            LOCAL.exchange("GET", f"http://127.0.0.1:{port}/", "a file", max_bytes=1024)
+    with pytest.raises(BadInputError, match="loopback"):
+        Fetcher().exchange("DELETE", "https://127.0.0.1/api", "the relay", max_bytes=1024)
