@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from ..wallet import read_config, resolve_home
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..httpfetch import Fetcher
+    from ..httpfetch import Answer, Fetcher
     from ..keystore import PassphraseSource
     from ..wallet import Wallet
 
@@ -64,14 +64,32 @@ class _FetcherOnFirstUse:
 
     deadline: float | None = None  # None: the fetcher's default (``dataclasses.replace`` sets it)
 
-    def get(self, url_text: str, what: str, *, max_bytes: int, accept: str) -> bytes:
-        """``Fetcher.get`` of a fetcher that allows loopback only with `allow-local-urls`."""
+    def _real(self) -> Fetcher:
         from ..httpfetch import LOCAL_URLS_SETTING, Fetcher
 
         real = Fetcher(allow_local=read_config(home()).get(LOCAL_URLS_SETTING) == "true")
         if self.deadline is not None:
             real = dataclasses.replace(real, deadline=self.deadline)
-        return real.get(url_text, what, max_bytes=max_bytes, accept=accept)
+        return real
+
+    def get(self, url_text: str, what: str, *, max_bytes: int, accept: str) -> bytes:
+        """``Fetcher.get`` of a fetcher that allows loopback only with `allow-local-urls`."""
+        return self._real().get(url_text, what, max_bytes=max_bytes, accept=accept)
+
+    def exchange(
+        self,
+        method: str,
+        url_text: str,
+        what: str,
+        *,
+        max_bytes: int,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """``Fetcher.exchange`` under the same rules as ``get``."""
+        return self._real().exchange(
+            method, url_text, what, max_bytes=max_bytes, body=body, headers=headers
+        )
 
 
 def fetcher() -> Fetcher:
