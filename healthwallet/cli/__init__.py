@@ -5,7 +5,7 @@ code is exactly the one we chose: didkit 0.3.3 has been seen to crash during
 interpreter shutdown after its async calls (exit 139 or 134), which would otherwise
 replace a correct code with a signal.
 
-Adding a command (docs/adr/0013-startup-without-pydantic.md): define it in a module with a
+Adding a command (docs/adr/0016-startup-without-pydantic.md): define it in a module with a
 ``register(app)`` function, name it in ``_app._COMMAND_MODULES`` (a run imports only the
 module of the command it names, and builds only that command), import at the module's top only
 typer, the standard library and light core modules (anything heavier inside the function that

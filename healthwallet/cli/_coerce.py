@@ -7,7 +7,7 @@ lists of them) need none of it: this module coerces them with typer's own path a
 checks, giving the same values and messages. Any other annotation (datetime, tuples, ranges,
 ``parser=``) still goes through typer's pydantic path, and tests/cli/test_startup.py fails so
 that the new parameter is either handled here or given a plainer type. See
-docs/adr/0013-startup-without-pydantic.md.
+docs/adr/0016-startup-without-pydantic.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What every command shares: global state, output (human or --json), passphrases.
 
-Start-up discipline (docs/adr/0013-startup-without-pydantic.md): this module and every command
+Start-up discipline (docs/adr/0016-startup-without-pydantic.md): this module and every command
 module import at their top only typer, the standard library and light core modules. Anything
 heavier (rich, libsodium, didkit, httpx, duckdb, the vault, the keystore …) is imported inside
 the function that needs it; tests/cli/test_startup.py holds every command to this.

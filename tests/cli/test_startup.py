@@ -1,4 +1,4 @@
-"""Start-up stays lean: a command loads only what it uses (docs/adr/0013-startup-without-pydantic.md).
+"""Start-up stays lean: a command loads only what it uses (docs/adr/0016-startup-without-pydantic.md).
 
 These are import-set assertions, not timings (timings: benchmarks/bench_startup.py). Each case
 runs a fresh interpreter, runs the command, and reads ``sys.modules`` afterwards: a heavy
