@@ -53,6 +53,7 @@ def _limit_encrypt(src: Path, dst_dir: Path) -> float:
     """Seconds to encrypt ``src`` with secretstream, write it beside the wallet and fsync."""
     key = os.urandom(stream.KEY_BYTES)
     dst = dst_dir / "limit.bin"
+    os.sync()
     start = time.perf_counter()
     with src.open("rb") as reader, dst.open("wb") as writer:
         stream.encrypt_stream(key, reader, writer, b"bench", None)
@@ -71,6 +72,7 @@ def _limit_decrypt(src: Path, dst_dir: Path) -> float:
         stream.encrypt_stream(key, reader, writer, b"bench", None)
     os.sync()
     out = dst_dir / "plain.bin"
+    os.sync()
     start = time.perf_counter()
     with sealed.open("rb") as reader, out.open("wb") as writer:
         for chunk in stream.decrypt_chunks(key, reader, b"bench"):
@@ -110,6 +112,7 @@ class Bench:
         return done.stdout
 
     def timed_run(self, home: Path, *args: str) -> float:
+        os.sync()  # earlier runs' dirty pages are not this run's fsync
         start = time.perf_counter()
         self.run(home, *args)
         return time.perf_counter() - start

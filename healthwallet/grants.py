@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import queue
 import re
 import shutil
 import struct
@@ -42,6 +41,7 @@ from .errors import (
     VerificationError,
 )
 from .filenames import safe_file_name
+from .hashthread import HashWorker, hashing
 from .safewrite import OutputDir
 
 MAGIC = b"healthwallet-grant/v1\n"
@@ -148,41 +148,6 @@ def _payload_reader(src: BinaryIO, length: int, digest: Any) -> env.PayloadReade
 
 def _expect_end(src: BinaryIO) -> None:
     env.expect_end(src, "grant file", _TRAILING)
-
-
-class _HashWorker:
-    """Runs digest updates on one worker thread, in order.
-
-    hashlib releases the GIL on large updates, so hashing the ciphertext (envelope digest)
-    and the plaintext (commitment) overlaps with decryption and disk writes.
-    """
-
-    def __init__(self, depth: int = 32) -> None:
-        self._queue: queue.Queue[tuple[Any, bytes] | None] = queue.Queue(depth)
-        self._thread = threading.Thread(target=self._run, name="hw-hash", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            item[0].update(item[1])
-
-    def feed(self, hasher: Any) -> _Feed:
-        """A stand-in for ``hasher`` whose updates run on the worker."""
-        return _Feed(self._queue, hasher)
-
-    def finish(self) -> None:
-        """Wait until every queued update has been applied."""
-        self._queue.put(None)
-        self._thread.join()
-
-
-class _Feed:
-    def __init__(self, jobs: queue.Queue[tuple[Any, bytes] | None], hasher: Any) -> None:
-        self._jobs = jobs
-        self._hasher = hasher
-
-    def update(self, data: bytes) -> None:
-        self._jobs.put((self._hasher, bytes(data)))
 
 
 def payload_digest(grant: GrantFile, src: BinaryIO, stop: threading.Event | None = None) -> str:
@@ -884,9 +849,9 @@ def open_grant(
     created_dir = not out_dir.exists()
     staged: list[_Staged] = []
     target = OutputDir(out_dir, create=True, random_bytes=random_bytes, journal=journal)
+    worker = HashWorker()
     try:
         digest = hashlib.sha256(grant.envelope_bytes)
-        worker = _HashWorker()
         for index, (carried, listed) in enumerate(
             zip(grant.envelope.records, claims.records, strict=True)
         ):
@@ -902,8 +867,6 @@ def open_grant(
                 staged,
             )
         _expect_end(src)
-        # Only on success: after a Ctrl-C the queue's lock may be held by the interrupted put,
-        # and the worker is a daemon thread that dies with the process.
         worker.finish()
         for item in staged:
             if item.commitment.hexdigest() != item.expected:
@@ -917,6 +880,7 @@ def open_grant(
             if item.final is None:
                 raise StorageError("cannot find a free file name in the output directory")
     except BaseException as exc:
+        worker.abandon()
         for item in staged:
             if item.final is not None:
                 with contextlib.suppress(OSError):
@@ -942,7 +906,7 @@ def _decrypt_one(
     carried: env.EnvelopeRecord,
     listed: GrantedRecord,
     digest: Any,
-    worker: _HashWorker,
+    worker: HashWorker,
     staged: list[_Staged],
 ) -> None:
     record_keys = env.record_keys(file_key, index, carried.id)
@@ -1083,9 +1047,8 @@ def issue_grant(
 
     with tempfile.TemporaryFile(dir=spool_dir) as spool:  # holds ciphertext only
         digest = hashlib.sha256(envelope_bytes)
-        worker = _HashWorker()
         commitments: list[Any] = []
-        try:
+        with hashing() as worker:
             writer = cast(BinaryIO, _HashingWriter(cast(BinaryIO, spool), worker.feed(digest)))
             for record, record_keys in zip(records, all_keys, strict=True):
                 commitments.append(hashlib.sha256(record.salt))
@@ -1098,8 +1061,6 @@ def issue_grant(
                         f"record {record.id}: content does not match its commitment",
                         "run `healthwallet doctor`: it checks every record against its commitment",
                     )
-        finally:
-            worker.finish()
         for record, commitment in zip(records, commitments, strict=True):
             if commitment.hexdigest() != record.commitment:
                 raise VerificationError(

@@ -225,7 +225,6 @@ def cmd_show(
                 "refusing to write binary content to a terminal",
                 "use --out FILE, or --out - to force it",
             )
-        vault.verify(record.id)
         sys.stdout.flush()
         with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as raw:
             vault.read_into(record.id, raw)
@@ -235,7 +234,7 @@ def cmd_show(
     if target.is_dir():
         target = target / safe_file_name(record.name, f"record-{record.id}")
     with atomic_writer(target, "the output file", journal=vault.home / JOURNAL_DIR) as handle:
-        vault.read_into(record.id, handle)
+        vault.export_into(record.id, handle)  # renamed into place only once it checked out
     vault.close()
     emit(
         as_json,
@@ -257,7 +256,7 @@ def _show_summary(vault: Vault, record: Record, as_json: bool) -> None:
         vault.close()
         raise UsageError("the record is too large to summarise", "use --out FILE")
     buffer = io.BytesIO()
-    vault.read_into(record.id, buffer)
+    vault.export_into(record.id, buffer)
     vault.close()
     try:
         resource = jsonutil.loads(buffer.getvalue())

@@ -96,7 +96,7 @@ def _read_records(vault: Vault, records: list[Record]) -> list[tuple[str, bytes]
     contents = []
     for record in records:
         buffer = io.BytesIO()
-        vault.read_into(record.id, buffer)  # checked against its commitment first
+        vault.export_into(record.id, buffer)  # checked against its commitment (one pass)
         contents.append((record.id, buffer.getvalue()))
     return contents
 
