@@ -103,3 +103,13 @@ def consumer(feed: Feed, on_progress: ProgressCallback | None) -> Callable[[byte
         on_progress(len(chunk))
 
     return consume
+
+
+def counted(chunks: Iterator[bytes], on_progress: ProgressCallback | None) -> Iterator[bytes]:
+    """``chunks``, reporting each one's size to ``on_progress`` (when given) as it passes."""
+    if on_progress is None:
+        yield from chunks
+        return
+    for chunk in chunks:
+        on_progress(len(chunk))
+        yield chunk

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Protocol, TypedDict, cast
 
 from . import didweb, jsonutil, keys, statuslist, stream
 from . import envelope as env
+from .chunkio import ProgressCallback, consumer
 from .contexts import GRANT_CONTEXT
 from .credentials import Format, ProofResult, issue_credential, verify_proof
 from .errors import (
@@ -821,9 +822,11 @@ def open_grant(
     random_bytes: RandomBytes = os.urandom,
     also_me: Sequence[str] = (),
     journal: Path | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> list[OpenedRecord]:
     """Verify a grant addressed to ``identity`` (or a did:web in ``also_me`` it answers to)
-    and decrypt its records into ``out_dir`` (``journal``: see safewrite.sweep_journal)."""
+    and decrypt its records into ``out_dir`` (``journal``: see safewrite.sweep_journal;
+    ``on_progress`` is told the plaintext bytes written)."""
     grant, proof, claims = _load(src)
     ctx = GrantContext(grant, proof, claims)
     policies = _policies(
@@ -865,6 +868,7 @@ def open_grant(
                 worker.feed(digest),
                 worker,
                 staged,
+                on_progress,
             )
         _expect_end(src)
         worker.finish()
@@ -908,6 +912,7 @@ def _decrypt_one(
     digest: Any,
     worker: HashWorker,
     staged: list[_Staged],
+    on_progress: ProgressCallback | None,
 ) -> None:
     record_keys = env.record_keys(file_key, index, carried.id)
     meta = env.RecordMeta.open(carried.meta, record_keys, carried.id)
@@ -925,12 +930,12 @@ def _decrypt_one(
             listed.commitment,
         )
     )
-    feed = worker.feed(commitment)
+    consume = consumer(worker.feed(commitment), on_progress)
     with out:
         reader = _payload_reader(src, carried.length, digest)
         try:
             for chunk in env.decrypt_record(record_keys, cast(BinaryIO, reader)):
-                feed.update(chunk)
+                consume(chunk)
                 out.write(chunk)
         except VerificationError:
             raise VerificationError(

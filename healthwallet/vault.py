@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from . import stream
-from .chunkio import ChunkReader, ProgressCallback, consumer
+from .chunkio import ChunkReader, ProgressCallback, consumer, counted
 from .errors import (
     KeystoreError,
     NotFoundError,
@@ -537,8 +537,8 @@ class Vault:
         self, record_id: str, dst: BinaryIO, on_progress: ProgressCallback | None = None
     ) -> Record:
         """Write a record's exact bytes to ``dst``, but only after verifying all of it (for a
-        destination that cannot be taken back, like stdout)."""
-        record = self.verify(record_id)
+        destination that cannot be taken back, like stdout); ``on_progress`` sees both passes."""
+        record = self.verify(record_id, on_progress)
         _, key = self._row(record.id)
         for chunk in self._chunks(record, key):
             dst.write(chunk)
@@ -547,10 +547,12 @@ class Vault:
         return record
 
     @contextlib.contextmanager
-    def open_plaintext(self, record_id: str) -> Iterator[BinaryIO]:
+    def open_plaintext(
+        self, record_id: str, on_progress: ProgressCallback | None = None
+    ) -> Iterator[BinaryIO]:
         """A readable stream of a record's plaintext (authenticated chunk by chunk)."""
         record, key = self._row(record_id)
-        yield cast(BinaryIO, ChunkReader(self._chunks(record, key)))
+        yield cast(BinaryIO, ChunkReader(counted(self._chunks(record, key), on_progress)))
 
     def remove(self, record_id: str) -> str:
         """Destroy a record: its wrapped key and metadata, then its blob."""

@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
 from .. import jsonutil
@@ -25,16 +24,13 @@ from ._common import (
     JsonOption,
     emit,
     human_size,
-    notes_console,
     stderr_console,
     stdout_console,
     unlock,
 )
+from ._progress import progress
 
 record_app = typer.Typer(help="Add, list, show and remove encrypted records.", no_args_is_help=True)
-
-_PROGRESS_MIN_BYTES = 8 * 1024 * 1024
-_PROGRESS_MIN_FILES = 5
 
 
 def _open_vault() -> Vault:
@@ -72,33 +68,14 @@ def cmd_add(
         check_input_file(path)
     vault = _open_vault()
     total = sum(path.stat().st_size for path in files)
-    show_progress = sys.stderr.isatty() and (
-        len(files) >= _PROGRESS_MIN_FILES or total >= _PROGRESS_MIN_BYTES
-    )
     added = []
-    out = None if as_json or STATE.quiet else stdout_console()
-    progress = Progress(
-        TextColumn("encrypting"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=notes_console(),
-        disable=not show_progress,
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task("add", total=total)
+    with progress("encrypting", total, as_json=as_json) as advance:
         for path in files:
-            record = vault.add(
-                path,
-                record_type,
-                label,
-                tags or [],
-                on_progress=lambda n: progress.advance(task, n),
-            )
-            added.append(record)
-            if out is not None:
-                out.print(f"added {record.id}  {record.type:<5}  {human_size(record.size)}")
+            added.append(vault.add(path, record_type, label, tags or [], on_progress=advance))
+    if not (as_json or STATE.quiet):
+        out = stdout_console()
+        for record in added:
+            out.print(f"added {record.id}  {record.type:<5}  {human_size(record.size)}")
     vault.close()
     if as_json:
         emit(
@@ -226,15 +203,21 @@ def cmd_show(
                 "use --out FILE, or --out - to force it",
             )
         sys.stdout.flush()
-        with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as raw:
-            vault.read_into(record.id, raw)
+        with (
+            progress("checking, then writing", 2 * record.size) as advance,
+            os.fdopen(os.dup(sys.stdout.fileno()), "wb") as raw,
+        ):
+            vault.read_into(record.id, raw, advance)
         vault.close()
         return
     target = Path(out_path)
     if target.is_dir():
         target = target / safe_file_name(record.name, f"record-{record.id}")
-    with atomic_writer(target, "the output file", journal=vault.home / JOURNAL_DIR) as handle:
-        vault.export_into(record.id, handle)  # renamed into place only once it checked out
+    with (
+        progress("decrypting", record.size, as_json=as_json) as advance,
+        atomic_writer(target, "the output file", journal=vault.home / JOURNAL_DIR) as handle,
+    ):
+        vault.export_into(record.id, handle, advance)  # named only once it checked out
     vault.close()
     emit(
         as_json,
