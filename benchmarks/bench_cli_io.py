@@ -1,6 +1,7 @@
 """Large records through the CLI, against the physical limit measured in the same run (issue 14).
 
 Run: .venv/bin/python benchmarks/bench_cli_io.py [--big MIB] [--small MIB] [--runs N] [--only OP]
+     [--code CHECKOUT]   (the healthwallet to run, e.g. a worktree of main for "before")
 
 The user runs the CLI, so each operation is timed as a whole `healthwallet` process. Process
 start and unlock cancel out by timing a big and a small input and dividing the size difference
@@ -88,7 +89,7 @@ def _limit_decrypt(src: Path, dst_dir: Path) -> float:
 class Bench:
     """Wallets, inputs and the timed CLI runs of one benchmark run."""
 
-    def __init__(self, work: Path, big: int, small: int) -> None:
+    def __init__(self, work: Path, big: int, small: int, code: Path) -> None:
         self.work = work
         self.sizes = {"big": big, "small": small}
         self.inputs = {name: work / f"{name}.bin" for name in self.sizes}
@@ -96,7 +97,7 @@ class Bench:
             os.environ,
             HEALTHWALLET_PASSPHRASE=PASSPHRASE,
             HEALTHWALLET_BACKUP_PASSPHRASE=PASSPHRASE,
-            PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+            PYTHONPATH=str(code),
         )
         self.base_env.pop("HEALTHWALLET_HOME", None)
 
@@ -132,11 +133,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", action="append", choices=OPERATIONS, help="repeatable")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS runs")
+    parser.add_argument("--code", type=Path, default=Path(__file__).resolve().parents[1],
+                        help="checkout whose healthwallet is run (default: this one)")
     options = parser.parse_args()
     chosen = options.only or list(OPERATIONS)
     work = Path(tempfile.mkdtemp(prefix="hw-bench-io-", dir=os.environ.get("BENCH_DIR")))
     try:
-        _bench(Bench(work, options.big, options.small), options, chosen)
+        _bench(Bench(work, options.big, options.small, options.code.resolve()), options, chosen)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -158,6 +161,7 @@ def _bench(b: Bench, options: argparse.Namespace, chosen: list[str]) -> None:
         "big_mib": options.big,
         "small_mib": options.small,
         "runs": runs,
+        "code": str(b.base_env["PYTHONPATH"]),
         "limit_encrypt_write_fsync_mib_s": round(delta / limit_enc / MIB, 1),
         "limit_read_decrypt_write_fsync_mib_s": round(delta / limit_dec / MIB, 1),
     }

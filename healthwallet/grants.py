@@ -852,7 +852,8 @@ def open_grant(
     created_dir = not out_dir.exists()
     staged: list[_Staged] = []
     target = OutputDir(out_dir, create=True, random_bytes=random_bytes, journal=journal)
-    worker = HashWorker()
+    # Two workers: the ciphertext digest and the commitments each take as long as decrypting.
+    worker, envelope_worker = HashWorker(), HashWorker()
     try:
         digest = hashlib.sha256(grant.envelope_bytes)
         for index, (carried, listed) in enumerate(
@@ -865,13 +866,14 @@ def open_grant(
                 index,
                 carried,
                 listed,
-                worker.feed(digest),
+                envelope_worker.feed(digest),
                 worker,
                 staged,
                 on_progress,
             )
         _expect_end(src)
         worker.finish()
+        envelope_worker.finish()
         for item in staged:
             if item.commitment.hexdigest() != item.expected:
                 raise VerificationError(
@@ -885,6 +887,7 @@ def open_grant(
                 raise StorageError("cannot find a free file name in the output directory")
     except BaseException as exc:
         worker.abandon()
+        envelope_worker.abandon()
         for item in staged:
             if item.final is not None:
                 with contextlib.suppress(OSError):
@@ -1053,8 +1056,10 @@ def issue_grant(
     with tempfile.TemporaryFile(dir=spool_dir) as spool:  # holds ciphertext only
         digest = hashlib.sha256(envelope_bytes)
         commitments: list[Any] = []
-        with hashing() as worker:
-            writer = cast(BinaryIO, _HashingWriter(cast(BinaryIO, spool), worker.feed(digest)))
+        with hashing() as worker, hashing() as envelope_worker:
+            writer = cast(
+                BinaryIO, _HashingWriter(cast(BinaryIO, spool), envelope_worker.feed(digest))
+            )
             for record, record_keys in zip(records, all_keys, strict=True):
                 commitments.append(hashlib.sha256(record.salt))
                 with record.open() as plaintext:

@@ -33,7 +33,8 @@ def progress(
     what: str, total: int | None, *, as_json: bool = False, unit: str = "bytes"
 ) -> Iterator[Advance | None]:
     """A bar for ``total`` bytes (``unit="bytes"``) or items (any other unit, e.g. "records");
-    ``total=None`` draws an activity bar. Yields the callback to hand to the core, or None."""
+    ``total=None`` draws an activity bar (``advance(0)`` starts it). Yields the callback to
+    hand to the core, or None."""
     small = unit == "bytes" and total is not None and total < MIN_BYTES
     if small or not progress_shown(as_json):
         yield None
@@ -67,6 +68,8 @@ def _start(what: str, total: int | None, unit: str) -> tuple[Any, Any]:
 
     class Amount(ProgressColumn):  # "12.0 MiB/288.0 MiB  410.3 MiB/s", or "3/12 records"
         def render(self, task: Any) -> Text:
+            if task.total is None and not task.completed:
+                return Text("")  # an activity bar: nothing to count yet
             if unit != "bytes":
                 total_text = "?" if task.total is None else str(int(task.total))
                 return Text(f"{int(task.completed)}/{total_text} {unit}")

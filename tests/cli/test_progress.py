@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import Cli, new_wallet
+from conftest import Cli, new_wallet
 
 MIB = 1024 * 1024
 _CSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
@@ -145,3 +144,13 @@ def test_show_open_backup_and_restore_show_bars_on_a_terminal(
     assert code == 0, screen
     assert b"restoring" in screen
     assert _before(screen, b"Restored ").endswith((b"\r", b"\n"))
+
+
+def test_anchor_shows_activity_while_the_ledger_works(wallet: Cli, tmp_path: Path) -> None:
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4 anchored\n")
+    wallet.ok("record", "add", tmp_path / "a.pdf")
+    code, screen = _on_terminal(wallet, "anchor")
+    assert code == 0, screen
+    assert b"anchoring" in screen
+    assert _before(screen, b"Anchored 1 record").endswith((b"\r", b"\n"))
+    assert wallet.ok("anchor", "--json").err == ""  # nothing to anchor, and no bar in a pipe
