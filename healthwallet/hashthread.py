@@ -23,12 +23,17 @@ class Hasher(Protocol):
         """Add bytes to the digest."""
 
 
+BATCH_BYTES = 1024 * 1024  # updates are handed over in batches: one queue operation per MiB
+
+
 class HashWorker:
     """Runs digest updates on one worker thread, in order."""
 
-    def __init__(self, depth: int = 64) -> None:
-        # depth x 64 KiB chunks bounds the memory held for hashing (4 MiB by default).
-        self._queue: queue.Queue[tuple[Any, bytes] | None] = queue.Queue(depth)
+    def __init__(self, depth: int = 4) -> None:
+        # depth batches of ~1 MiB bound the memory held for hashing (about 5 MiB).
+        self._queue: queue.Queue[tuple[Any, list[bytes]] | None] = queue.Queue(depth)
+        self._feeds: list[Feed] = []
+        self._latest: dict[int, Feed] = {}  # by id() of a hasher, which its feed keeps alive
         self._abandoned = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="hw-hash", daemon=True)
@@ -38,16 +43,25 @@ class HashWorker:
         while (item := self._queue.get()) is not None and not self._abandoned:
             if self._error is None:
                 try:
-                    item[0].update(item[1])
+                    for data in item[1]:
+                        item[0].update(data)
                 except BaseException as exc:  # handed to the caller in finish()
                     self._error = exc
 
     def feed(self, hasher: Hasher) -> Feed:
         """A stand-in for ``hasher`` whose updates run on the worker."""
-        return Feed(self._queue, hasher)
+        earlier = self._latest.get(id(hasher))
+        if earlier is not None:
+            earlier.flush()  # a hasher's updates stay in order across its feeds
+        feed = Feed(self._queue, hasher)
+        self._feeds.append(feed)
+        self._latest[id(hasher)] = feed
+        return feed
 
     def finish(self) -> None:
-        """Wait until every queued update has been applied (re-raising an update's error)."""
+        """Wait until every update fed so far has been applied (re-raising an update's error)."""
+        for feed in self._feeds:
+            feed.flush()
         self._queue.put(None)
         self._thread.join()
         if self._error is not None:
@@ -65,15 +79,26 @@ class HashWorker:
 
 
 class Feed:
-    """Queues updates for one hasher on a :class:`HashWorker`."""
+    """Queues updates for one hasher on a :class:`HashWorker`, in batches."""
 
-    def __init__(self, jobs: queue.Queue[tuple[Any, bytes] | None], hasher: Hasher) -> None:
+    def __init__(self, jobs: queue.Queue[tuple[Any, list[bytes]] | None], hasher: Hasher) -> None:
         self._jobs = jobs
         self._hasher = hasher
+        self._pending: list[bytes] = []
+        self._size = 0
 
     def update(self, data: bytes) -> None:
         """Queue ``data`` (copied when it is a mutable buffer, so the caller may reuse it)."""
-        self._jobs.put((self._hasher, bytes(data)))
+        self._pending.append(bytes(data))
+        self._size += len(data)
+        if self._size >= BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand what is pending to the worker."""
+        if self._pending:
+            self._jobs.put((self._hasher, self._pending))
+            self._pending, self._size = [], 0
 
 
 @contextlib.contextmanager
