@@ -4,7 +4,7 @@ hashlib releases the GIL on updates larger than 2 KiB, and so do libsodium's cal
 cffi and file reads and writes; with two cores, a large record's commitment (or a backup's
 manifest digest) costs no wall time beside the secretstream work. Updates run in the order they
 were fed, one hasher at a time, so digests are exactly those of a serial run. See
-docs/adr/0013-hashing-on-a-worker-thread.md.
+docs/adr/0019-hashing-on-a-worker-thread.md.
 """
 
 from __future__ import annotations
