@@ -752,7 +752,7 @@ def _write_member(extracted: IO[bytes], target: Path, consume: Callable[[bytes],
     size = 0
     try:
         with open_private(target) as out:
-            while block := extracted.read(_IO_BLOCK):
+            while block := extracted.read(stream.CHUNK_SIZE):
                 consume(block)
                 out.write(block)
                 size += len(block)
