@@ -1,7 +1,8 @@
 """Large records through the CLI, against the physical limit measured in the same run (issue 14).
 
 Run: .venv/bin/python benchmarks/bench_cli_io.py [--big MIB] [--small MIB] [--runs N] [--only OP]
-     [--code CHECKOUT]   (the healthwallet to run, e.g. a worktree of main for "before")
+     [--code CHECKOUT] (the healthwallet to run, e.g. an export of main for "before")
+     [--stat median|min] [--no-rss]
 
 The user runs the CLI, so each operation is timed as a whole `healthwallet` process. Process
 start and unlock cancel out by timing a big and a small input and dividing the size difference
@@ -14,6 +15,26 @@ by the time difference (medians of --runs). The physical limit is, per operation
 Goals: every operation >= 0.8x its limit; the peak RSS of every big operation stays flat
 (under 100 MiB above the keystore's Argon2id, which takes 256 MiB while unlocking).
 The in-process figures of benchmarks/bench_vault.py stay beside these for comparison.
+
+Figures (2026-12-04, 2 cores shared with six other sessions: load average 6-8 throughout;
+"before" is main at 2baf390 exported with `git archive 2baf390 healthwallet | tar -x -C
+/tmp/hw-main`; ratios to the limit measured beside each operation):
+
+  bench_cli_io.py --code /tmp/hw-main --runs 5 --stat min --no-rss     (before)
+  bench_cli_io.py --runs 5 --stat min --no-rss                         (after)
+  operation          before  after
+  record add          0.59    0.69
+  record show --out   0.36    0.55
+  open --out          0.37    0.51
+  backup              0.34    0.48
+  restore             0.46    0.44
+  Peak RSS (--runs 5, median runs): 296-311 MiB before and after, i.e. 40-55 MiB above
+  Argon2id's 256 MiB, the same for 32 MiB and 288 MiB inputs.
+
+With the load that high the second core is rarely free, which is what the digest worker
+needs (docs/adr/0019); on a quiet moment (load 0.9) whole commands on 288 MiB took, before ->
+after, alternating runs: `record show --out` 1.65 -> 1.25 s, `record add` 1.45 -> 1.34 s (a
+32 MiB `show` took 0.75 s with both). Re-run on a quiet machine to judge the 0.8x goal.
 """
 
 from __future__ import annotations
@@ -133,6 +154,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", action="append", choices=OPERATIONS, help="repeatable")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS runs")
+    parser.add_argument("--stat", choices=("median", "min"), default="median",
+                        help="median of the CLI runs (the goal's), or min (on a busy machine)")
     parser.add_argument("--code", type=Path, default=Path(__file__).resolve().parents[1],
                         help="checkout whose healthwallet is run (default: this one)")
     options = parser.parse_args()
@@ -154,6 +177,7 @@ def _bench(b: Bench, options: argparse.Namespace, chosen: list[str]) -> None:
         "big_mib": options.big,
         "small_mib": options.small,
         "runs": runs,
+        "stat": options.stat,
         "code": str(b.base_env["PYTHONPATH"]),
     }
     rss: dict[str, list[str]] = {}
@@ -170,7 +194,8 @@ def _bench(b: Bench, options: argparse.Namespace, chosen: list[str]) -> None:
             big.append(run("big"))
             small.append(run("small"))
         limit_seconds = max(min(limit_deltas), 1e-9)
-        seconds = max(statistics.median(big) - statistics.median(small), 1e-9)
+        pick = min if options.stat == "min" else statistics.median
+        seconds = max(pick(big) - pick(small), 1e-9)
         figures[f"{op}_limit_mib_s"] = round(delta / limit_seconds / MIB, 1)
         figures[f"{op}_mib_s"] = round(delta / seconds / MIB, 1)
         figures[f"{op}_ratio"] = round(limit_seconds / seconds, 3)  # 1.0 = the physical limit
