@@ -21,8 +21,8 @@ share: start-up, unlock, ingest) 1.4 s and 149 MiB:
   patients   ms/share   peak RSS   growth from previous size (10x patients)
   100        35.2       174 MiB
   1,000      33.4       198 MiB    time/share 0.95x, peak RSS 1.14x
-  10,000     28.2       247 MiB    time/share 0.85x, peak RSS 1.24x (DuckDB filling its 64 MB cap)
-  32 MiB share (60,597 resources)   19 s, peak 214 MiB (65 MiB over baseline; was ~630 MB)
+  10,000     28.2       247 MiB    time/share 0.85x, peak RSS 1.24x (DuckDB filling its 64 MiB cap)
+  32 MiB share (60,597 resources)   19 s, peak 214 MiB (65 MiB over baseline; was ~600 MiB)
   256 MiB share (484,825 resources) 98 s, peak 236 MiB (87 MiB over baseline)
 
 Most of the time per share is verifying the consent and its status list (didkit).

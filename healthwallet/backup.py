@@ -34,11 +34,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, cast
 
 from nacl import bindings, pwhash
 
 from . import jsonutil, keys, limits, stream
+from .chunkio import ChunkReader, StreamEncryptor, consumer
 from .errors import (
     KeystoreError,
     NotFoundError,
@@ -53,6 +54,7 @@ from .fsutil import (
     open_private,
     storage_error,
 )
+from .hashthread import HashWorker, hashing
 from .keys import Identity
 from .keystore import (
     KEYSTORE_FILE,
@@ -541,90 +543,17 @@ def _take_snapshot(home: Path, root: Path, did: str) -> _Snapshot:
 # -- payload stream -------------------------------------------------------------------------------
 
 
-class _Encryptor:
-    """A write-only file that encrypts into ``dst`` with the chunk framing of stream.py."""
-
-    def __init__(self, key: bytes, dst: BinaryIO, associated_data: bytes) -> None:
-        self._state = bindings.crypto_secretstream_xchacha20poly1305_state()
-        dst.write(bindings.crypto_secretstream_xchacha20poly1305_init_push(self._state, key))
-        self._dst = dst
-        self._ad = associated_data
-        self._buffer = bytearray()
-
-    def _push(self, chunk: bytes, final: bool) -> None:
-        tag = (
-            bindings.crypto_secretstream_xchacha20poly1305_TAG_FINAL
-            if final
-            else bindings.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
-        )
-        self._dst.write(
-            bindings.crypto_secretstream_xchacha20poly1305_push(self._state, chunk, self._ad, tag)
-        )
-
-    def write(self, data: bytes) -> int:
-        self._buffer += data
-        # Keep at least one byte back: only the last chunk may carry TAG_FINAL.
-        while len(self._buffer) > stream.CHUNK_SIZE:
-            self._push(bytes(self._buffer[: stream.CHUNK_SIZE]), final=False)
-            del self._buffer[: stream.CHUNK_SIZE]
-        return len(data)
-
-    def finish(self) -> None:
-        self._push(bytes(self._buffer), final=True)
-        self._buffer.clear()
-
-
-class _Decryptor:
-    """A read-only file over the authenticated plaintext chunks of a stream.
-
-    Reads may return fewer bytes than asked (never none before the end), so a caller reading
-    whole chunks gets them without a copy.
-    """
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = bytearray()
-        self.done = False
-
-    def _next_chunk(self) -> bytes:
-        while not self.done:
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                self.done = True
-                break
-            if chunk:
-                return chunk
-        return b""
-
-    def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            parts = [bytes(self._buffer)]
-            self._buffer.clear()
-            while chunk := self._next_chunk():
-                parts.append(chunk)
-            return b"".join(parts)
-        if not self._buffer:
-            chunk = self._next_chunk()
-            if len(chunk) <= size:
-                return chunk
-            self._buffer += chunk
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return out
-
-
 class _HashingReader:
-    def __init__(self, src: BinaryIO, on_bytes: Progress | None) -> None:
+    """Reads a file for tar, hashing what it reads on the worker."""
+
+    def __init__(self, src: BinaryIO, worker: HashWorker, on_bytes: Progress | None) -> None:
         self._src = src
         self.digest = hashlib.sha256()
-        self._on_bytes = on_bytes
+        self._consume = consumer(worker.feed(self.digest), on_bytes)
 
     def read(self, size: int = -1) -> bytes:
         data = self._src.read(size)
-        self.digest.update(data)
-        if self._on_bytes is not None:
-            self._on_bytes(len(data))
+        self._consume(data)
         return data
 
 
@@ -650,7 +579,7 @@ def _write_payload(
     created: str,
     on_progress: Progress | None,
 ) -> None:
-    encryptor = _Encryptor(file_key, dst, header.stream_ad)
+    encryptor = StreamEncryptor(file_key, dst, header.stream_ad)
     entries = []
     with tarfile.open(
         fileobj=cast(BinaryIO, encryptor),
@@ -661,12 +590,14 @@ def _write_payload(
         tar.copybufsize = stream.CHUNK_SIZE  # type: ignore[attr-defined]
         for rel in snapshot.dirs:
             tar.addfile(_tar_info(HOME_PREFIX + rel.as_posix(), 0, is_dir=True))
-        for rel in snapshot.files:
-            path = snapshot.root / rel
-            with path.open("rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                reader = _HashingReader(handle, on_progress)
-                tar.addfile(_tar_info(HOME_PREFIX + rel.as_posix(), size), reader)
+        read: list[tuple[PurePosixPath, int, _HashingReader]] = []
+        with hashing() as worker:
+            for rel in snapshot.files:
+                with (snapshot.root / rel).open("rb") as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    read.append((rel, size, _HashingReader(handle, worker, on_progress)))
+                    tar.addfile(_tar_info(HOME_PREFIX + rel.as_posix(), size), read[-1][2])
+        for rel, size, reader in read:
             entries.append(
                 {"path": rel.as_posix(), "size": size, "sha256": reader.digest.hexdigest()}
             )
@@ -767,14 +698,17 @@ def _extract(
     on_progress: Progress | None,
 ) -> dict[str, Any]:
     """Unpack the payload into ``stage``; check every digest and the manifest's signature."""
-    reader = _Decryptor(stream.decrypt_chunks(file_key, src, header.stream_ad))
-    written: dict[str, tuple[int, str]] = {}
+    reader = ChunkReader(stream.decrypt_chunks(file_key, src, header.stream_ad))
+    digests: dict[str, tuple[int, Any]] = {}
     seen_dirs: set[str] = set()
     signed: dict[str, Any] | None = None
     try:
-        with tarfile.open(
-            fileobj=cast(BinaryIO, reader), mode="r|", bufsize=stream.CHUNK_SIZE
-        ) as tar:
+        with (
+            tarfile.open(
+                fileobj=cast(BinaryIO, reader), mode="r|", bufsize=stream.CHUNK_SIZE
+            ) as tar,
+            hashing() as worker,
+        ):
             for member in tar:
                 if signed is not None:
                     raise _damaged("data after the manifest")
@@ -799,22 +733,8 @@ def _extract(
                 extracted = tar.extractfile(member)
                 assert extracted is not None
                 digest = hashlib.sha256()
-                size = 0
-                try:
-                    with open_private(target) as out:
-                        while block := extracted.read(stream.CHUNK_SIZE):
-                            digest.update(block)
-                            out.write(block)
-                            size += len(block)
-                            if on_progress is not None:
-                                on_progress(len(block))
-                        out.flush()
-                        os.fsync(out.fileno())
-                except FileExistsError:
-                    raise _damaged("a file appears twice") from None
-                except OSError as exc:
-                    raise storage_error(exc, "the restored wallet") from None
-                written[rel.as_posix()] = (size, digest.hexdigest())
+                size = _write_member(extracted, target, consumer(worker.feed(digest), on_progress))
+                digests[rel.as_posix()] = (size, digest)
         # The tar reader may stop before the stream's end: drain it so a cut-off or extended
         # stream is detected by the final chunk's tag.
         while reader.read(_IO_BLOCK):
@@ -823,7 +743,26 @@ def _extract(
         raise _damaged("archive") from None
     if not reader.done:
         raise _damaged("stream did not end")
+    written = {rel: (size, digest.hexdigest()) for rel, (size, digest) in digests.items()}
     return _check_manifest(signed, written, seen_dirs, header, identity)
+
+
+def _write_member(extracted: IO[bytes], target: Path, consume: Callable[[bytes], None]) -> int:
+    """Copy one archive member into a new private file (fsynced); returns its size."""
+    size = 0
+    try:
+        with open_private(target) as out:
+            while block := extracted.read(stream.CHUNK_SIZE):
+                consume(block)
+                out.write(block)
+                size += len(block)
+            out.flush()
+            os.fsync(out.fileno())
+    except FileExistsError:
+        raise _damaged("a file appears twice") from None
+    except OSError as exc:
+        raise storage_error(exc, "the restored wallet") from None
+    return size
 
 
 def _check_manifest(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import queue
 import re
 import shutil
 import struct
@@ -28,6 +27,7 @@ from typing import Any, BinaryIO, Protocol, TypedDict, cast
 
 from . import didweb, jsonutil, keys, statuslist, stream
 from . import envelope as env
+from .chunkio import ProgressCallback, consumer
 from .contexts import GRANT_CONTEXT, GRANT_VOUCHED_CONTEXT
 from .credentials import Format, ProofResult, issue_credential, verify_proof
 from .errors import (
@@ -42,6 +42,7 @@ from .errors import (
     VerificationError,
 )
 from .filenames import safe_file_name
+from .hashthread import HashWorker, hashing
 from .safewrite import OutputDir
 
 MAGIC = b"healthwallet-grant/v1\n"
@@ -148,41 +149,6 @@ def _payload_reader(src: BinaryIO, length: int, digest: Any) -> env.PayloadReade
 
 def _expect_end(src: BinaryIO) -> None:
     env.expect_end(src, "grant file", _TRAILING)
-
-
-class _HashWorker:
-    """Runs digest updates on one worker thread, in order.
-
-    hashlib releases the GIL on large updates, so hashing the ciphertext (envelope digest)
-    and the plaintext (commitment) overlaps with decryption and disk writes.
-    """
-
-    def __init__(self, depth: int = 32) -> None:
-        self._queue: queue.Queue[tuple[Any, bytes] | None] = queue.Queue(depth)
-        self._thread = threading.Thread(target=self._run, name="hw-hash", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            item[0].update(item[1])
-
-    def feed(self, hasher: Any) -> _Feed:
-        """A stand-in for ``hasher`` whose updates run on the worker."""
-        return _Feed(self._queue, hasher)
-
-    def finish(self) -> None:
-        """Wait until every queued update has been applied."""
-        self._queue.put(None)
-        self._thread.join()
-
-
-class _Feed:
-    def __init__(self, jobs: queue.Queue[tuple[Any, bytes] | None], hasher: Any) -> None:
-        self._jobs = jobs
-        self._hasher = hasher
-
-    def update(self, data: bytes) -> None:
-        self._jobs.put((self._hasher, bytes(data)))
 
 
 def payload_digest(grant: GrantFile, src: BinaryIO, stop: threading.Event | None = None) -> str:
@@ -861,9 +827,11 @@ def open_grant(
     random_bytes: RandomBytes = os.urandom,
     also_me: Sequence[str] = (),
     journal: Path | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> list[OpenedRecord]:
     """Verify a grant addressed to ``identity`` (or a did:web in ``also_me`` it answers to)
-    and decrypt its records into ``out_dir`` (``journal``: see safewrite.sweep_journal)."""
+    and decrypt its records into ``out_dir`` (``journal``: see safewrite.sweep_journal;
+    ``on_progress`` is told the plaintext bytes written)."""
     grant, proof, claims = _load(src)
     ctx = GrantContext(grant, proof, claims)
     policies = _policies(
@@ -889,9 +857,10 @@ def open_grant(
     created_dir = not out_dir.exists()
     staged: list[_Staged] = []
     target = OutputDir(out_dir, create=True, random_bytes=random_bytes, journal=journal)
+    # Two workers: the ciphertext digest and the commitments each take as long as decrypting.
+    worker, envelope_worker = HashWorker(), HashWorker()
     try:
         digest = hashlib.sha256(grant.envelope_bytes)
-        worker = _HashWorker()
         for index, (carried, listed) in enumerate(
             zip(grant.envelope.records, claims.records, strict=True)
         ):
@@ -902,14 +871,14 @@ def open_grant(
                 index,
                 carried,
                 listed,
-                worker.feed(digest),
+                envelope_worker.feed(digest),
                 worker,
                 staged,
+                on_progress,
             )
         _expect_end(src)
-        # Only on success: after a Ctrl-C the queue's lock may be held by the interrupted put,
-        # and the worker is a daemon thread that dies with the process.
         worker.finish()
+        envelope_worker.finish()
         for item in staged:
             if item.commitment.hexdigest() != item.expected:
                 raise VerificationError(
@@ -922,6 +891,8 @@ def open_grant(
             if item.final is None:
                 raise StorageError("cannot find a free file name in the output directory")
     except BaseException as exc:
+        worker.abandon()
+        envelope_worker.abandon()
         for item in staged:
             if item.final is not None:
                 with contextlib.suppress(OSError):
@@ -947,8 +918,9 @@ def _decrypt_one(
     carried: env.EnvelopeRecord,
     listed: GrantedRecord,
     digest: Any,
-    worker: _HashWorker,
+    worker: HashWorker,
     staged: list[_Staged],
+    on_progress: ProgressCallback | None,
 ) -> None:
     record_keys = env.record_keys(file_key, index, carried.id)
     meta = env.RecordMeta.open(carried.meta, record_keys, carried.id)
@@ -966,12 +938,12 @@ def _decrypt_one(
             listed.commitment,
         )
     )
-    feed = worker.feed(commitment)
+    consume = consumer(worker.feed(commitment), on_progress)
     with out:
         reader = _payload_reader(src, carried.length, digest)
         try:
             for chunk in env.decrypt_record(record_keys, cast(BinaryIO, reader)):
-                feed.update(chunk)
+                consume(chunk)
                 out.write(chunk)
         except VerificationError:
             raise VerificationError(
@@ -1089,10 +1061,11 @@ def issue_grant(
 
     with tempfile.TemporaryFile(dir=spool_dir) as spool:  # holds ciphertext only
         digest = hashlib.sha256(envelope_bytes)
-        worker = _HashWorker()
         commitments: list[Any] = []
-        try:
-            writer = cast(BinaryIO, _HashingWriter(cast(BinaryIO, spool), worker.feed(digest)))
+        with hashing() as worker, hashing() as envelope_worker:
+            writer = cast(
+                BinaryIO, _HashingWriter(cast(BinaryIO, spool), envelope_worker.feed(digest))
+            )
             for record, record_keys in zip(records, all_keys, strict=True):
                 commitments.append(hashlib.sha256(record.salt))
                 with record.open() as plaintext:
@@ -1104,8 +1077,6 @@ def issue_grant(
                         f"record {record.id}: content does not match its commitment",
                         "run `healthwallet doctor`: it checks every record against its commitment",
                     )
-        finally:
-            worker.finish()
         for record, commitment in zip(records, commitments, strict=True):
             if commitment.hexdigest() != record.commitment:
                 raise VerificationError(

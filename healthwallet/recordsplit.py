@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import dedupe
+from .chunkio import ProgressCallback
 from .fhir.split import open_split
 from .filetypes import check_input_file
-from .vault import ProgressCallback, Record, Vault
+from .vault import Record, Vault
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, cast
 
 from . import stream
 from .addhooks import ContentGate, PreparedContent
+from .chunkio import ChunkReader, ProgressCallback, consumer, counted
 from .errors import (
     HealthWalletError,
     KeystoreError,
@@ -44,6 +45,7 @@ from .fsutil import (
     refuse_links_in_home,
     storage_error,
 )
+from .hashthread import hashing
 from .idprefix import resolve_id
 from .safewrite import OutputDir
 from .stream import RandomBytes
@@ -61,8 +63,6 @@ _AD_KEY = b"hw-key/v1\0"
 _KEY_ID_CONTEXT = b"hw-vault-kid-v1"
 REWRAP_BATCH = 500
 _RECORD_ID = re.compile(r"[0-9a-f]{16}")  # _new_id: 8 random bytes in hex
-
-ProgressCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -374,21 +374,19 @@ class Vault:
             content_key = self._random(stream.KEY_BYTES)
             salt = self._random(32)
             hasher = hashlib.sha256(salt)
-
-            def consume(chunk: bytes) -> None:
-                hasher.update(chunk)
-                if gate is not None:
-                    gate.update(chunk)
-                if on_progress is not None:
-                    on_progress(len(chunk))
-
             blobs, staging = self._writers_dirs()
             db.execute("INSERT INTO pending (id) VALUES (?)", (record_id,))
             tmp, dst = staging.new_temp()
             try:
-                with path.open("rb") as src, dst:
+                with path.open("rb") as src, dst, hashing() as worker, hashing() as gating:
+                    # The gate's keyed digest (dedupe.py) runs on a worker of its own.
+                    gated = [gating.feed(gate)] if gate is not None else []
                     size = stream.encrypt_stream(
-                        content_key, src, dst, _AD_BLOB + record_id.encode(), consume
+                        content_key,
+                        src,
+                        dst,
+                        _AD_BLOB + record_id.encode(),
+                        consumer(worker.feed(hasher), on_progress, *gated),
                     )
                     dst.flush()
                     os.fsync(dst.fileno())
@@ -525,15 +523,29 @@ class Vault:
         with handle:
             yield from stream.decrypt_chunks(key, handle, _AD_BLOB + record.id.encode())
 
-    def verify(self, record_id: str) -> Record:
+    def verify(self, record_id: str, on_progress: ProgressCallback | None = None) -> Record:
         """Decrypt a record fully and check its commitment; VerificationError on any damage."""
+        return self.export_into(record_id, None, on_progress)
+
+    def export_into(
+        self, record_id: str, dst: BinaryIO | None, on_progress: ProgressCallback | None = None
+    ) -> Record:
+        """Write a record's bytes to ``dst`` in one pass, checking its commitment at the end.
+
+        On VerificationError ``dst`` holds unchecked bytes: write only where the caller can
+        discard them (a temp file renamed on success); :meth:`read_into` is for the rest.
+        """
         record, key = self._row(record_id)
         hasher = hashlib.sha256(record.salt)
         size = 0
         try:
-            for chunk in self._chunks(record, key):
-                hasher.update(chunk)
-                size += len(chunk)
+            with hashing() as worker:
+                consume = consumer(worker.feed(hasher), on_progress)
+                for chunk in self._chunks(record, key):
+                    consume(chunk)
+                    if dst is not None:
+                        dst.write(chunk)
+                    size += len(chunk)
         except VerificationError as exc:
             raise VerificationError(
                 f"record {record.id}: {exc.message}", "restore the wallet from a backup"
@@ -545,19 +557,26 @@ class Vault:
             )
         return record
 
-    def read_into(self, record_id: str, dst: BinaryIO) -> Record:
-        """Write a record's exact bytes to ``dst``, but only after verifying all of it."""
-        record = self.verify(record_id)
+    def read_into(
+        self, record_id: str, dst: BinaryIO, on_progress: ProgressCallback | None = None
+    ) -> Record:
+        """Write a record's exact bytes to ``dst``, but only after verifying all of it (for a
+        destination that cannot be taken back, like stdout); ``on_progress`` sees both passes."""
+        record = self.verify(record_id, on_progress)
         _, key = self._row(record.id)
         for chunk in self._chunks(record, key):
             dst.write(chunk)
+            if on_progress is not None:
+                on_progress(len(chunk))
         return record
 
     @contextlib.contextmanager
-    def open_plaintext(self, record_id: str) -> Iterator[BinaryIO]:
+    def open_plaintext(
+        self, record_id: str, on_progress: ProgressCallback | None = None
+    ) -> Iterator[BinaryIO]:
         """A readable stream of a record's plaintext (authenticated chunk by chunk)."""
         record, key = self._row(record_id)
-        yield cast(BinaryIO, _ChunkReader(self._chunks(record, key)))
+        yield cast(BinaryIO, ChunkReader(counted(self._chunks(record, key), on_progress)))
 
     def remove(self, record_id: str) -> str:
         """Destroy a record: its wrapped key and metadata, then its blob."""
@@ -718,23 +737,3 @@ class Vault:
     def __len__(self) -> int:
         row = self._connect().execute("SELECT COUNT(*) FROM records").fetchone()
         return int(row[0])
-
-
-class _ChunkReader:
-    """A minimal file-like reader over an iterator of chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            try:
-                self._buffer += next(self._chunks)
-            except StopIteration:
-                break
-        if size < 0:
-            out, self._buffer = self._buffer, b""
-        else:
-            out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out

@@ -8,6 +8,7 @@ import typer
 
 from ..wallet import Wallet, read_config
 from ._common import JsonOption, emit, unlock
+from ._progress import progress
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -79,7 +80,12 @@ def cmd_anchor(
     vault, commitments = _commitments(wallet)
     vault.close()
     backend = open_ledger(wallet, ledger)
-    with AnchorStore(wallet.home) as store:
+    with (
+        AnchorStore(wallet.home) as store,
+        progress("anchoring", None, as_json=as_json, unit="batches") as advance,
+    ):
+        if advance is not None:
+            advance(0)  # a ledger may take a while to confirm: show that work is going on
         outcome = store.anchor_pending(commitments, backend)
     payload = outcome.to_json()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import sys
@@ -13,6 +14,7 @@ import typer
 from ..errors import KeystoreError, UsageError
 from ._common import JsonOption, emit, home, human_size, passphrase_source, unlock
 from ._keys import PhraseFileOption, read_phrase
+from ._progress import progress, progress_shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -92,7 +94,9 @@ def cmd_backup(
     secret = None
     if passphrase or backup_passphrase_file is not None:
         secret = _backup_passphrase(backup_passphrase_file, new=True)
-    result = create_backup(wallet, out, passphrase=secret, overwrite=force)
+    size = _tree_bytes(wallet.home) if progress_shown(as_json) else None
+    with progress("backing up", size, as_json=as_json) as advance:
+        result = create_backup(wallet, out, passphrase=secret, overwrite=force, on_progress=advance)
     payload = {
         "file": str(result.path),
         "records": result.records,
@@ -162,9 +166,16 @@ def cmd_restore(
     inspect_backup(file)  # a damaged or foreign file is reported before asking for secrets
     key = _backup_key(file, phrase_file, backup_passphrase_file)
     kind: Literal["keyring", "file"] | None = keystore  # type: ignore[assignment]
-    result = restore_backup(
-        file, home(), key, keystore=kind, keystore_passphrase=passphrase_source(), merge=merge
-    )
+    with progress("restoring", file.stat().st_size, as_json=as_json) as advance:
+        result = restore_backup(
+            file,
+            home(),
+            key,
+            keystore=kind,
+            keystore_passphrase=passphrase_source(),
+            merge=merge,
+            on_progress=advance,
+        )
     payload = {
         "home": str(result.home),
         "did": result.did,
@@ -185,6 +196,16 @@ def cmd_restore(
         console.print(f"DID: {result.did}")
 
     emit(as_json, payload, human)
+
+
+def _tree_bytes(root: Path) -> int:
+    """About how many bytes a backup of ``root`` reads (for the progress bar only)."""
+    total = 0
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
 
 
 def register(app: typer.Typer) -> None:

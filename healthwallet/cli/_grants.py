@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from ._common import (
     unlock,
     write_binary_out,
 )
+from ._progress import Advance, progress
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -62,11 +64,13 @@ def _select(
     return records
 
 
-def _grant_records(vault: Vault, records: list[Record]) -> list[GrantRecord]:
+def _grant_records(
+    vault: Vault, records: list[Record], advance: Advance | None = None
+) -> list[GrantRecord]:
     from ..grants import GrantRecord
 
     def opener(record_id: str) -> Any:
-        return lambda: vault.open_plaintext(record_id)
+        return lambda: vault.open_plaintext(record_id, advance)
 
     return [
         GrantRecord(
@@ -179,10 +183,14 @@ def cmd_grant(
     summary: dict[str, Any] = {}
 
     def write(handle: BinaryIO) -> None:
+        with progress("sealing", sum(r.size for r in records), as_json=as_json) as advance:
+            issue(handle, advance)
+
+    def issue(handle: BinaryIO, advance: Advance | None) -> None:
         summary.update(
             issued.issue(
                 handle,
-                _grant_records(vault, records),
+                _grant_records(vault, records, advance),
                 doctor_did,
                 purpose=purpose,
                 expires=expiry,
@@ -520,7 +528,10 @@ def cmd_open(
     wallet = unlock()
     if out.exists() and not out.is_dir():
         raise UsageError("--out exists and is not a directory", "give a directory")
-    with _open_grant_file(grant_file) as handle:
+    with (
+        _open_grant_file(grant_file) as handle,
+        progress("opening", os.fstat(handle.fileno()).st_size, as_json=as_json) as advance,
+    ):
         opened = open_grant(
             handle,
             wallet.identity,
@@ -530,6 +541,7 @@ def cmd_open(
             also_me=_my_did_web(wallet.home),
             journal=wallet.home / JOURNAL_DIR,
             transport=fetcher(),
+            on_progress=advance,
         )
         handle.seek(0)
         # The proof verified inside open_grant; this only reads the id back for the report.

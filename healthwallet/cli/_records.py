@@ -26,6 +26,7 @@ from ._common import (
     stdout_console,
     unlock,
 )
+from ._progress import progress
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,9 +34,6 @@ if TYPE_CHECKING:
     from ..vault import Record, Vault
 
 record_app = typer.Typer(help="Add, list, show and remove encrypted records.", no_args_is_help=True)
-
-_PROGRESS_MIN_BYTES = 8 * 1024 * 1024
-_PROGRESS_MIN_FILES = 5
 
 
 def _open_vault() -> Vault:
@@ -102,12 +100,10 @@ def cmd_add(
             "`healthwallet doctor` indexes them"
         )
     total = sum(path.stat().st_size for path in files)
-    show_progress = sys.stderr.isatty() and (
-        len(files) >= _PROGRESS_MIN_FILES or total >= _PROGRESS_MIN_BYTES
-    )
     added: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    out = None if as_json or STATE.quiet else stdout_console()
+    results: list[str] = []  # printed once the bar is gone, so each starts its own line
+    notes: list[str] = []
 
     def report(record: Record, duplicate_of: str | None, part: str | None = None) -> None:
         row = {
@@ -120,27 +116,22 @@ def cmd_add(
             "duplicate_of": duplicate_of,
         }
         added.append(row if part is None else dict(row, part=part))
-        if out is not None:
-            line = f"added {record.id}  {record.type:<5}  {human_size(record.size)}"
-            out.print(line + (f"  {part}" if part else ""), markup=False)
+        line = f"added {record.id}  {record.type:<5}  {human_size(record.size)}"
+        results.append(line + (f"  {part}" if part else ""))
         if duplicate_of is not None:
-            notes_console().print(
+            notes.append(
                 f"note: record {record.id} holds the same content as record {duplicate_of}"
             )
 
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    def flush() -> None:
+        if not (as_json or STATE.quiet):
+            out = stdout_console()
+            for line in results:
+                out.print(line, markup=False)
+        for line in notes:
+            notes_console().print(line, markup=False)
 
-    progress = Progress(
-        TextColumn("encrypting"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=notes_console(),
-        disable=not show_progress,
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task("add", total=total)
+    with progress("encrypting", total, as_json=as_json) as advance:
         for number, path in enumerate(files, 1):
             what = "the file" if len(files) == 1 else f"input {number} of {len(files)}"
             gate = dedupe.Gate(wallet.identity.vault_key, allow=allow_duplicate, what=what)
@@ -155,32 +146,28 @@ def cmd_add(
                         tags=tags,
                         allow_duplicate=allow_duplicate,
                         what=what,
-                        on_progress=lambda n: progress.advance(task, n),
+                        on_progress=advance,
                     )
                     for piece in result.added:
                         report(piece.record, piece.duplicate_of, piece.part)
                     for part, existing in result.skipped:
                         skipped.append({"input": number, "part": part, "existing": existing})
-                        notes_console().print(
+                        notes.append(
                             f"note: skipped {part} of {what}: already in the wallet as record"
-                            f" {existing}",
-                            markup=False,
+                            f" {existing}"
                         )
                     continue
                 record = vault.add(
-                    path,
-                    record_type,
-                    label,
-                    tags or [],
-                    on_progress=lambda n: progress.advance(task, n),
-                    gate=gate,
+                    path, record_type, label, tags or [], on_progress=advance, gate=gate
                 )
             except dedupe.DuplicateError as exc:
                 vault.close()
                 if added:
                     exc.hint += f" ({len(added)} record(s) were added before it)"
+                flush()
                 raise
             report(record, gate.duplicate_of)
+    flush()
     vault.close()
     if as_json:
         emit(True, {"records": added, "skipped": skipped}, lambda _: None)
@@ -294,17 +281,22 @@ def cmd_show(
                 "refusing to write binary content to a terminal",
                 "use --out FILE, or --out - to force it",
             )
-        vault.verify(record.id)
         sys.stdout.flush()
-        with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as raw:
-            vault.read_into(record.id, raw)
+        with (
+            progress("checking, then writing", 2 * record.size) as advance,
+            os.fdopen(os.dup(sys.stdout.fileno()), "wb") as raw,
+        ):
+            vault.read_into(record.id, raw, advance)
         vault.close()
         return
     target = Path(out_path)
     if target.is_dir():
         target = target / safe_file_name(record.name, f"record-{record.id}")
-    with atomic_writer(target, "the output file", journal=vault.home / JOURNAL_DIR) as handle:
-        vault.read_into(record.id, handle)
+    with (
+        progress("decrypting", record.size, as_json=as_json) as advance,
+        atomic_writer(target, "the output file", journal=vault.home / JOURNAL_DIR) as handle,
+    ):
+        vault.export_into(record.id, handle, advance)  # named only once it checked out
     vault.close()
     emit(
         as_json,
@@ -326,7 +318,7 @@ def _show_summary(vault: Vault, record: Record, as_json: bool) -> None:
         vault.close()
         raise UsageError("the record is too large to summarise", "use --out FILE")
     buffer = io.BytesIO()
-    vault.read_into(record.id, buffer)
+    vault.export_into(record.id, buffer)
     vault.close()
     buffer.seek(0)
     if record.media_type == ndjson.MEDIA_TYPE:

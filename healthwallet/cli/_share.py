@@ -22,6 +22,7 @@ from ._common import (
     unlock,
     write_binary_out,
 )
+from ._progress import progress
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -92,12 +93,13 @@ def _first_identity(wallet: Wallet) -> Identity:
     return retired[0] if retired else wallet.identity
 
 
-def _read_records(vault: Vault, records: list[Record]) -> list[tuple[str, bytes]]:
+def _read_records(vault: Vault, records: list[Record], as_json: bool) -> list[tuple[str, bytes]]:
     contents = []
-    for record in records:
-        buffer = io.BytesIO()
-        vault.read_into(record.id, buffer)  # checked against its commitment first
-        contents.append((record.id, buffer.getvalue()))
+    with progress("reading", sum(r.size for r in records), as_json=as_json) as advance:
+        for record in records:
+            buffer = io.BytesIO()
+            vault.export_into(record.id, buffer, advance)  # checked against its commitment
+            contents.append((record.id, buffer.getvalue()))
     return contents
 
 
@@ -185,7 +187,7 @@ def cmd_share(
     vault = Vault(wallet.home, wallet.identity.vault_key)
     try:
         records = _select(vault, record_ids or [], record_type, tag)
-        contents = _read_records(vault, records)
+        contents = _read_records(vault, records, as_json)
     finally:
         vault.close()
     dataset = prepare_dataset(
@@ -377,17 +379,19 @@ def cmd_ingest(
     wallet = unlock()
     config = read_config(wallet.home)
     skew = timedelta(seconds=int(config.get("clock-skew-seconds", "60") or 60))
-    result = ingest(
-        files,
-        wallet.identity,
-        out,
-        k=k,
-        quasi=quasi,
-        study=study,
-        status_sources=status_list or [],
-        skew=skew,
-        transport=fetcher(),
-    )
+    with progress("ingesting", len(files), as_json=as_json, unit="shares") as advance:
+        result = ingest(
+            files,
+            wallet.identity,
+            out,
+            k=k,
+            quasi=quasi,
+            study=study,
+            status_sources=status_list or [],
+            skew=skew,
+            transport=fetcher(),
+            on_progress=advance,
+        )
     emit(as_json, result.to_json(), lambda console: _render_ingest(console, result))
     if not result.files:
         raise typer.Exit(1)  # no share accepted, or no class reaches k: nothing was written

@@ -249,8 +249,10 @@ def ingest(
     transport: Any = None,
     max_suppression: float = DEFAULT_MAX_SUPPRESSION,
     random_bytes: RandomBytes = os.urandom,
+    on_progress: Callable[[int], None] | None = None,
 ) -> IngestResult:
-    """Verify, decrypt and merge shares addressed to ``identity``; write a k-anonymous dataset.
+    """Verify, decrypt and merge shares addressed to ``identity``; write a k-anonymous dataset
+    (``on_progress`` is told of each share file read).
 
     Nothing is written when no share is accepted or no patient's class reaches k (see
     ``outcome``). Raises only for the caller's own mistakes (bad k or quasi-identifiers,
@@ -281,7 +283,14 @@ def ingest(
             store = Store(parent.sub_path(work), random_bytes(32))
             try:
                 return _run(
-                    store, share_files, out_dir, parent, k, max_suppression, settings, study
+                    store,
+                    share_files,
+                    out_dir,
+                    parent,
+                    (k, max_suppression),
+                    settings,
+                    study,
+                    on_progress,
                 )
             except duckdb.Error as exc:
                 raise StorageError(
@@ -299,11 +308,12 @@ def _run(
     share_files: Sequence[Path],
     out_dir: Path,
     parent: OutputDir,
-    k: int,
-    max_suppression: float,
+    anonymity: tuple[int, float],
     settings: _Settings,
     study: str | None,
+    on_progress: Callable[[int], None] | None,
 ) -> IngestResult:
+    k, max_suppression = anonymity
     batch = _Batch(study=study)
     for number, path in enumerate(share_files, start=1):
         try:
@@ -316,6 +326,8 @@ def _run(
         if rejection is not None:
             share_id, reason, detail = rejection
             batch.rejected.append(Rejection(number, str(path), share_id, reason, detail))
+        if on_progress is not None:
+            on_progress(1)
 
     def result(outcome: str, **values: Any) -> IngestResult:
         fields: dict[str, Any] = {"patients": 0, "resources": 0, "suppressed": 0, "k": 0, **values}

@@ -15,7 +15,7 @@ import pyarrow as pa
 from ..deid._kgroup import create_tables
 from ..fsutil import open_private
 
-MEMORY_LIMIT = "64MB"
+MEMORY_LIMIT = "64MiB"
 _FLUSH_BYTES = 4 * 1024 * 1024
 _FLUSH_ROWS = 4096
 OUTPUT_BATCH_BYTES = 2 * 1024 * 1024
