@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,31 +64,65 @@ def parse_grant_url(text: str) -> RelayedGrantUrl:
     return RelayedGrantUrl(base + "/", grant_id)
 
 
+MAX_ANSWER_BYTES = 64 * 1024
+"""The most read of a relay's JSON answer or error (the relay is not trusted)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A relay's answer: its status code and its body, read up to a cap."""
+
+    status: int
+    body: bytes
+
+
 def _send(
-    client: httpx.Client, method: str, url: str, body: bytes, headers: dict[str, str]
-) -> httpx.Response:
+    client: httpx.Client,
+    method: str,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    limit: int = MAX_ANSWER_BYTES,
+) -> Answer:
+    """One request; the body of a 200 answer is read up to ``limit``, others up to 64 KiB."""
     import httpx
 
     try:
-        return client.request(method, url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
+        with client.stream(method, url, content=body, headers=headers) as response:
+            cap = limit if response.status_code == 200 else MAX_ANSWER_BYTES
+            return Answer(response.status_code, _capped(response.iter_bytes(), cap))
+    except httpx.HTTPError:
         raise NetworkError(
-            f"the relay could not be reached ({type(exc).__name__})",
-            "check the URL and your connection",
+            "the relay could not be reached or broke off", "check the URL and your connection"
         ) from None
 
 
+def _capped(parts: Iterator[bytes], limit: int) -> bytes:
+    data = bytearray()
+    for part in parts:
+        data += part
+        if len(data) > limit:
+            raise BadInputError("the relay's answer is larger than it can be")
+    return bytes(data)
+
+
 def _signed(
-    client: httpx.Client, identity: keys.Identity, method: str, url: str, body: bytes, now: int
-) -> httpx.Response:
+    client: httpx.Client,
+    identity: keys.Identity,
+    method: str,
+    url: str,
+    body: bytes,
+    now: int,
+    limit: int = MAX_ANSWER_BYTES,
+) -> Answer:
     target = parse_url(url, "the relay URL").target
     header = protocol.sign_request(identity, method, target, body, now)
-    return _send(client, method, url, body, {"Authorization": header})
+    return _send(client, method, url, body, {"Authorization": header}, limit)
 
 
-def _answer(response: httpx.Response, what: str) -> dict[str, Any]:
+def _answer(answer: Answer, what: str) -> dict[str, Any]:
     try:
-        value = jsonutil.loads(response.content[:65536], what=what)
+        value = jsonutil.loads(answer.body, what=what)
     except jsonutil.JsonInputError:
         value = None
     if not isinstance(value, dict):
@@ -95,15 +130,15 @@ def _answer(response: httpx.Response, what: str) -> dict[str, Any]:
     return value
 
 
-def _refused(response: httpx.Response, what: str) -> NetworkError:
+def _refused(answer: Answer, what: str) -> NetworkError:
     detail = ""
     try:
-        message = response.json().get("error")
+        message = jsonutil.loads(answer.body, what="the relay's error").get("error")
         if isinstance(message, str):
             detail = f": {escape(message[:200])}"
     except Exception:  # any unreadable body: the status code says enough
         detail = ""
-    return NetworkError(f"the relay refused {what} (HTTP {response.status_code}{detail})")
+    return NetworkError(f"the relay refused {what} (HTTP {answer.status}{detail})")
 
 
 def upload(
@@ -112,7 +147,7 @@ def upload(
     """Upload a grant file the patient issued; the relay's answer (its ``url`` among it)."""
     base = relay_base(relay_url)
     response = _signed(client, identity, "POST", base + protocol.API_GRANTS, grant, now)
-    if response.status_code != 201:
+    if response.status != 201:
         raise _refused(response, "the grant")
     answer = _answer(response, "the upload")
     url = answer.get("url")
@@ -129,33 +164,32 @@ def withdraw(
     base = relay_base(relay_url)
     url = f"{base}{protocol.API_GRANTS}/{grant_id}"
     response = _signed(client, identity, "DELETE", url, b"", now)
-    if response.status_code == 404:
+    if response.status == 404:
         raise NotFoundError("the relay has no such grant of yours")
-    if response.status_code != 200:
+    if response.status != 200:
         raise _refused(response, "the deletion")
 
 
 def fetch(client: httpx.Client, identity: keys.Identity, url: str, now: int) -> bytes:
     """A relayed grant's file, for its recipient ``identity``: challenge, then signed fetch."""
+
     where = parse_grant_url(url)
     not_here = NotFoundError(
         "the relay does not give this grant to you",
         "it may be unknown, expired, revoked, or addressed to another DID",
     )
     response = _send(client, "GET", where.url + "/challenge", b"", {})
-    if response.status_code == 404:
+    if response.status == 404:
         raise not_here
-    if response.status_code != 200:
+    if response.status != 200:
         raise _refused(response, "a challenge")
     nonce = _answer(response, "the challenge").get("nonce")
     if not isinstance(nonce, str) or not GRANT_ID.fullmatch(nonce):
         raise NetworkError("the relay's challenge is malformed")
     body = json.dumps({"nonce": nonce}).encode("utf-8")
-    response = _signed(client, identity, "POST", where.url, body, now)
-    if response.status_code == 404:
+    response = _signed(client, identity, "POST", where.url, body, now, MAX_GRANT_DOWNLOAD)
+    if response.status == 404:
         raise not_here
-    if response.status_code != 200:
+    if response.status != 200:
         raise _refused(response, "the grant")
-    if len(response.content) > MAX_GRANT_DOWNLOAD:
-        raise BadInputError("the relay sent more than a grant file can be")
-    return response.content
+    return response.body

@@ -184,3 +184,15 @@ def test_relay_refuses_a_grant_that_does_not_verify(people: People, tmp_path: Pa
         headers={"Authorization": protocol.sign_request(
             stranger, "POST", "/" + protocol.API_GRANTS, raw, int(people.relay.clock()))})
     assert answer.status_code == 400
+
+
+def test_grant_via_needs_an_https_relay_and_a_grant_file(people: People, tmp_path: Path) -> None:
+    doctor, out = people.did(people.doctor), tmp_path / "g.hwgrant"
+    base = ("grant", doctor, "--tag", "labs", "--expires", "1d")
+    plain = people.patient(*base, "--out", out, "--via", "http://relay.example/")
+    assert plain.code == 2 and plain.err.startswith("error: the relay URL") and not out.exists()
+    piped = people.patient(*base, "--out", "-", "--via", people.relay.url)
+    assert piped.code == 2 and "--via needs a grant file" in piped.err
+    down = people.patient(*base, "--out", out, "--via", "https://127.0.0.1:9/")
+    assert down.code == 5 and down.err.startswith("error: the relay could not be reached")
+    assert "Traceback" not in plain.err + piped.err + down.err
