@@ -68,9 +68,12 @@ class People:
 @pytest.fixture(name="people")
 def people_fixture(tmp_path: Path, grant_relay: Relay,
                    monkeypatch: pytest.MonkeyPatch) -> Iterator[People]:
+    """The people, with the patient's status lists hosted over HTTPS on 127.0.0.1."""
     monkeypatch.setenv("HEALTHWALLET_TEST_INSECURE_KDF", "1")
+    monkeypatch.setenv("SSL_CERT_FILE", str(grant_relay.ca_file))  # the relay's status fetches
     (tmp_path / "site").mkdir()
-    with serving(tmp_path / "site") as base:
+    tls = (tmp_path / "tls" / "cert.pem", tmp_path / "tls" / "key.pem")  # the relay's: one CA
+    with serving(tmp_path / "site", tls) as base:
         people = People(tmp_path, grant_relay, base)
         yield people
 
