@@ -56,10 +56,11 @@ class People:
     def identity(self, person: Cli) -> keys.Identity:
         return open_wallet(person.home, lambda _: person.env["HEALTHWALLET_PASSPHRASE"]).identity
 
-    def grant(self, to: Cli, expires: str = "1d") -> dict[str, str]:
+    def grant(self, to: Cli, expires: str = "1d", fmt: str = "ldp") -> dict[str, str]:
         out = self.root / f"grant-{len(list(self.root.glob('grant-*')))}.hwgrant"
         return dict(self.patient.ok("grant", self.did(to), "--tag", "labs", "--expires", expires,
-                                    "--out", out, "--via", self.relay.url, "--json").json())
+                                    "--format", fmt, "--out", out, "--via", self.relay.url,
+                                    "--json").json())
 
     def publish(self) -> None:
         self.patient.ok("status", "publish", "--out", self.root / "site" / "status")
@@ -78,8 +79,10 @@ def people_fixture(tmp_path: Path, grant_relay: Relay,
         yield people
 
 
-def test_relayed_grant_is_opened_by_its_recipient(people: People, tmp_path: Path) -> None:
-    issued = people.grant(people.doctor)
+@pytest.mark.parametrize("fmt", ["ldp", "jwt"])
+def test_relayed_grant_is_opened_by_its_recipient(people: People, tmp_path: Path,
+                                                  fmt: str) -> None:
+    issued = people.grant(people.doctor, fmt=fmt)
     people.publish()
     url = issued["relay_url"]
     assert url.startswith(people.relay.url + "g/") and issued["file"]
