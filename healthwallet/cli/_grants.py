@@ -143,6 +143,15 @@ def cmd_grant(
     allow_unvouched: Annotated[
         bool, typer.Option("--allow-unvouched", help="Grant even if no trusted issuer vouches.")
     ] = False,
+    via: Annotated[
+        str | None,
+        typer.Option(
+            "--via",
+            metavar="RELAY_URL",
+            help="Also upload the grant to this relay; the doctor gets a URL it serves only "
+            "to them, only before expiry and only while unrevoked.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Give a doctor time-limited, revocable access: a signed VC and the records sealed to them.
@@ -162,6 +171,12 @@ def cmd_grant(
         ed25519_from_did(doctor_did)
     if out != "-" and Path(out).is_dir():
         raise UsageError("--out is a directory", "give a file name, e.g. --out grant.hwgrant")
+    if via is not None:
+        from ..grantvia import relay_base
+
+        if out == "-":
+            raise UsageError("--via needs a grant file", "use --out FILE with --via")
+        relay_base(via)
     wallet = unlock()
     config = read_config(wallet.home)
     now = utc_now()
@@ -217,6 +232,10 @@ def cmd_grant(
     if recipient_key is not None:
         payload["recipient_key"] = recipient_key.key_id
     payload["vouched"] = vouching.to_json() if vouching else None
+    if via is not None:
+        from ._grantvia import relay_grant
+
+        payload["relay_url"] = relay_grant(wallet, via, path)["url"]
 
     def human(console: Console) -> None:
         console.print(f"Granted {len(records)} record(s) to {doctor_did}")
@@ -227,6 +246,8 @@ def cmd_grant(
         if vouching is not None:
             console.print(f"  vouched   {vouching.sentence()}")
         console.print(f"  file      {path}")
+        if via is not None:
+            console.print(f"  relayed   {payload['relay_url']}  (give the doctor this URL)")
         console.print(f"Revoke any time with: healthwallet revoke {payload['grant_id']}")
 
     note_local_status_list(payload["status_list"], "the doctor", "a revocation")
@@ -512,7 +533,9 @@ def cmd_verify(
 
 
 def cmd_open(
-    grant_file: Annotated[Path, typer.Argument(metavar="FILE", help="The grant file.")],
+    grant_file: Annotated[
+        str, typer.Argument(metavar="FILE|URL", help="The grant file, or a relayed grant's URL.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the records into.")],
     status_list: Annotated[
         str | None, typer.Option("--status-list", help="Status list credential: a file or URL.")
@@ -521,13 +544,29 @@ def cmd_open(
 ) -> None:
     """Verify a grant addressed to you and decrypt its records into a directory.
 
+    A relayed grant's URL (from `grant --via`) is fetched with your wallet's key first.
+
     Example: healthwallet open knee.hwgrant --out ./from-patient
     """
-    from ..grants import GrantClaims, open_grant, read_grant_header
+    from ..grantvia import is_grant_url
 
     wallet = unlock()
     if out.exists() and not out.is_dir():
         raise UsageError("--out exists and is not a directory", "give a directory")
+    if is_grant_url(grant_file):
+        from ._grantvia import fetched_grant
+
+        with fetched_grant(wallet, grant_file) as path:
+            _open_file(wallet, path, out, status_list, as_json)
+        return
+    _open_file(wallet, Path(grant_file), out, status_list, as_json)
+
+
+def _open_file(
+    wallet: Wallet, grant_file: Path, out: Path, status_list: str | None, as_json: bool
+) -> None:
+    from ..grants import GrantClaims, open_grant, read_grant_header
+
     with (
         _open_grant_file(grant_file) as handle,
         progress("opening", os.fstat(handle.fileno()).st_size, as_json=as_json) as advance,

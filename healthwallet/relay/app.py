@@ -22,14 +22,15 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from .. import keys
 from . import config as cfg
 from . import manage, protocol
 from .config import RelayConfig
+from .grantrelay import GrantRoutes
 from .guards import HashPool, RateLimiter
-from .store import Link, LinkStore, StoredFile
+from .store import Link, LinkStore, SqlStore, StoredFile
 from .web import (
     LINK_ID,
     NO_STORE,
@@ -235,12 +236,14 @@ def create_app(store: LinkStore, config: RelayConfig) -> Starlette:
     shl = ShlRoutes(store, config, hashes)
     api = manage.ManagementRoutes(store, config, hashes)
     m, f = protocol.MANIFEST_PREFIX, protocol.FILE_PREFIX
-    routes = [
+    routes: list[BaseRoute] = [
         Route(f"/{m}{{link_id}}", shl.manifest, methods=["POST"]),
         Route(f"/{m}{{link_id}}", shl.direct_file, methods=["GET"]),
         Route(f"/{f}{{token}}", shl.location, methods=["GET"]),
         *api.routes(),
     ]
+    if isinstance(store, SqlStore):
+        routes += GrantRoutes(store, config).routes()
     app = Starlette(routes=routes, exception_handlers={HTTPException: _uniform_404})
     limiter = RateLimiter(config.limits.requests_per_second, config.limits.burst, config.clock)
     app.add_middleware(RateLimit, limiter=limiter)

@@ -70,6 +70,8 @@ class RelayConfig:
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], float] = time.time
     random_bytes: Callable[[int], bytes] = secrets.token_bytes
+    allow_local_urls: bool = False
+    """Fetch status lists of relayed grants from loopback too (tests, self-hosting)."""
 
     def may_create(self, did: str) -> bool:
         """Whether ``did`` may create links here."""

@@ -171,6 +171,39 @@ def describe(link: Link, public_url: str, file_count: int | None = None) -> dict
     return info
 
 
+async def signed_body(
+    request: Request, store: LinkStore, config: RelayConfig, limit: int | None = None
+) -> tuple[str, bytes] | Response:
+    """(signer DID, body) of a correctly signed, fresh request (body at most ``limit`` bytes,
+    the upload limit by default); else the error answer (413, or 401 with the reason)."""
+    try:
+        body = await read_body(request, config.limits.max_upload_bytes if limit is None else limit)
+    except BodyTooLarge:
+        return error(413, "request body too large")
+    target = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    if query:
+        target += "?" + query
+    now = int(config.clock())
+
+    def nonce_seen(did: str, nonce: str, expires: int) -> bool:
+        return store.nonce_seen(did, nonce, expires, now)
+
+    try:
+        did = await run(
+            protocol.verify_request,
+            request.headers.get("authorization"),
+            request.method,
+            target,
+            body,
+            now,
+            nonce_seen,
+        )
+    except protocol.AuthError as exc:
+        return error(401, str(exc), {"WWW-Authenticate": protocol.SCHEME})
+    return did, body
+
+
 class ManagementRoutes:
     """The signed patient-side endpoints over one store."""
 
@@ -196,32 +229,7 @@ class ManagementRoutes:
 
     async def _signed(self, request: Request) -> tuple[str, bytes] | Response:
         """(signer DID, body) of a correctly signed, fresh request; else the error answer."""
-        try:
-            body = await read_body(request, self.config.limits.max_upload_bytes)
-        except BodyTooLarge:
-            return error(413, "request body too large")
-        target = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
-        query = request.scope.get("query_string", b"").decode("latin-1")
-        if query:
-            target += "?" + query
-        now = int(self.config.clock())
-
-        def nonce_seen(did: str, nonce: str, expires: int) -> bool:
-            return self.store.nonce_seen(did, nonce, expires, now)
-
-        try:
-            did = await run(
-                protocol.verify_request,
-                request.headers.get("authorization"),
-                request.method,
-                target,
-                body,
-                now,
-                nonce_seen,
-            )
-        except protocol.AuthError as exc:
-            return error(401, str(exc), {"WWW-Authenticate": protocol.SCHEME})
-        return did, body
+        return await signed_body(request, self.store, self.config)
 
     async def _owned(self, request: Request) -> tuple[Link, bytes] | Response:
         """(link, body) when a signed request names one of the signer's links; else the answer

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from .grantstore import grant_schema
 from .store import SCHEMA, Cursor, SqlStore
 
 CONNECT_TIMEOUT = 10
@@ -27,6 +28,8 @@ class PostgresStore(SqlStore):
             for statement in SCHEMA.format(blob="BYTEA").split(";"):
                 if statement.strip():
                     cur.execute(statement.encode())
+            for statement in grant_schema("BYTEA"):
+                cur.execute(statement.encode())
 
     def _open(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT)

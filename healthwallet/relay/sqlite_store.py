@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from .grantstore import grant_schema
 from .store import SCHEMA, Cursor, SqlStore
 
 BUSY_TIMEOUT_MS = 10_000
@@ -22,6 +23,8 @@ class SqliteStore(SqlStore):
             for statement in SCHEMA.format(blob="BLOB").split(";"):
                 if statement.strip():
                     cur.execute(statement)
+            for statement in grant_schema("BLOB"):
+                cur.execute(statement)
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
