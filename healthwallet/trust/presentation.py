@@ -9,8 +9,9 @@ from typing import Any
 
 from .. import keys
 from ..contexts import CREDENTIALS_V1
-from ..credentials import Format, sign_presentation, verify_presentation_proof
+from ..credentials import Format
 from ..errors import BadInputError, UsageError, VerificationError
+from ..presentations import sign_presentation, verify_presentation_proof
 
 MAX_CHALLENGE_CHARS = 200
 MAX_CREDENTIALS = 16

@@ -14,8 +14,8 @@ from credential_samples import DOCTOR, ISSUED, MALLORY, PATIENT, RESEARCH
 
 from healthwallet import keys
 from healthwallet.contexts import CREDENTIALS_V1
-from healthwallet.credentials import sign_presentation
 from healthwallet.errors import BadInputError, UsageError, VerificationError
+from healthwallet.presentations import sign_presentation
 from healthwallet.statuslist import status_entry
 from healthwallet.trust.clinician import (
     ClinicianClaims,
@@ -57,8 +57,9 @@ def signed_staff(**changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("fmt", ["ldp", "jwt"])
 def test_presentation_binds_holder_challenge_and_domain(fmt: str) -> None:
-    vp = make_presentation(DOCTOR, [signed_staff()], challenge="c1", domain=PATIENT.did,
-                           fmt=fmt, now=NOW)  # type: ignore[arg-type]
+    vp = make_presentation(
+        DOCTOR, [signed_staff()], challenge="c1", domain=PATIENT.did, fmt=fmt, now=NOW
+    )  # type: ignore[arg-type]
     assert challenge_of(vp) == "c1"
     assert len(verify_presentation(vp, holder=DOCTOR.did, challenge="c1", domain=PATIENT.did)) == 1
     with pytest.raises(VerificationError, match="another challenge or domain"):
@@ -70,10 +71,15 @@ def test_presentation_binds_holder_challenge_and_domain(fmt: str) -> None:
 
 
 def test_presentation_signed_by_a_key_other_than_the_holders_is_refused() -> None:
-    unsigned = {"@context": [CREDENTIALS_V1], "type": ["VerifiablePresentation"],
-                "holder": MALLORY.did, "verifiableCredential": [signed_staff()]}
-    vp = sign_presentation(unsigned, MALLORY, challenge="c1", domain=PATIENT.did, fmt="ldp",
-                           now=NOW)
+    unsigned = {
+        "@context": [CREDENTIALS_V1],
+        "type": ["VerifiablePresentation"],
+        "holder": MALLORY.did,
+        "verifiableCredential": [signed_staff()],
+    }
+    vp = sign_presentation(
+        unsigned, MALLORY, challenge="c1", domain=PATIENT.did, fmt="ldp", now=NOW
+    )
     assert isinstance(vp, dict)
     vp["holder"] = DOCTOR.did  # Mallory claims to be the doctor, with her own proof
     with pytest.raises(VerificationError, match="does not belong to the holder"):
@@ -81,8 +87,9 @@ def test_presentation_signed_by_a_key_other_than_the_holders_is_refused() -> Non
 
 
 def test_presentation_with_its_holder_swapped_after_signing_is_refused() -> None:
-    vp = make_presentation(DOCTOR, [signed_staff()], challenge="c1", domain=PATIENT.did,
-                           fmt="ldp", now=NOW)
+    vp = make_presentation(
+        DOCTOR, [signed_staff()], challenge="c1", domain=PATIENT.did, fmt="ldp", now=NOW
+    )
     assert isinstance(vp, dict)
     swapped = copy.deepcopy(vp)
     swapped["holder"] = MALLORY.did
@@ -91,12 +98,14 @@ def test_presentation_with_its_holder_swapped_after_signing_is_refused() -> None
 
 
 def test_presentation_with_an_extra_member_is_refused() -> None:
-    vp = make_presentation(DOCTOR, [signed_staff()], challenge="c1", domain=PATIENT.did,
-                           fmt="ldp", now=NOW)
+    vp = make_presentation(
+        DOCTOR, [signed_staff()], challenge="c1", domain=PATIENT.did, fmt="ldp", now=NOW
+    )
     assert isinstance(vp, dict)
     with pytest.raises(VerificationError, match="members or @context"):
-        verify_presentation({**vp, "id": "urn:x"}, holder=DOCTOR.did, challenge="c1",
-                            domain=PATIENT.did)
+        verify_presentation(
+            {**vp, "id": "urn:x"}, holder=DOCTOR.did, challenge="c1", domain=PATIENT.did
+        )
 
 
 def test_clinician_credential_with_an_extra_subject_member_is_refused() -> None:
@@ -135,21 +144,33 @@ def test_challenge_expires_on_the_injected_clock_and_is_spent_once(tmp_path: Pat
 def test_unknown_issuer_is_refused_before_its_status_list_is_fetched(tmp_path: Path) -> None:
     store = TrustStore(tmp_path, PATIENT)
     nonce = store.new_challenge(NOW)["challenge"]
-    vp = make_presentation(DOCTOR, [signed_staff()], challenge=nonce, domain=PATIENT.did,
-                           fmt="ldp", now=NOW)
+    vp = make_presentation(
+        DOCTOR, [signed_staff()], challenge=nonce, domain=PATIENT.did, fmt="ldp", now=NOW
+    )
     # transport=None would be the strict fetcher; an unknown issuer never gets that far.
     with pytest.raises(NotVouchedError, match="which you do not trust"):
-        check_presentation(vp, recipient=DOCTOR.did, patient=PATIENT.did, store=store, now=NOW,
-                           skew=timedelta(0), transport=None)
+        check_presentation(
+            vp,
+            recipient=DOCTOR.did,
+            patient=PATIENT.did,
+            store=store,
+            now=NOW,
+            skew=timedelta(0),
+            transport=None,
+        )
 
 
 def test_a_trust_list_cannot_hand_out_the_right_to_publish_lists(tmp_path: Path) -> None:
-    entries = [TrustedIssuer(HOSPITAL.did, "Hospital", ("ClinicianCredential", "TrustList"), "", ""),
-               TrustedIssuer(MALLORY.did, "Another operator", ("TrustList",), "", "")]
-    signed = sign_trust_list(RESEARCH, "list", entries, now=ISSUED,
-                             expires=ISSUED + timedelta(days=30))
+    entries = [
+        TrustedIssuer(HOSPITAL.did, "Hospital", ("ClinicianCredential", "TrustList"), "", ""),
+        TrustedIssuer(MALLORY.did, "Another operator", ("TrustList",), "", ""),
+    ]
+    signed = sign_trust_list(
+        RESEARCH, "list", entries, now=ISSUED, expires=ISSUED + timedelta(days=30)
+    )
     assert dict(read_trust_list(signed).issuers) == {
-        HOSPITAL.did: ("Hospital", ("ClinicianCredential",))}
+        HOSPITAL.did: ("Hospital", ("ClinicianCredential",))
+    }
     store = TrustStore(tmp_path, PATIENT)
     store.add(RESEARCH.did, "Registry", ["TrustList"], NOW)
     store.import_list(signed, ISSUED + timedelta(days=1), timedelta(0))
