@@ -183,3 +183,10 @@ def test_issuers_from_an_operator_no_longer_trusted_for_lists_are_not_trusted(
         store.add(RESEARCH.did, "Registry", ["ClinicianCredential"], NOW)
     assert store.trusted(HOSPITAL.did, "ClinicianCredential") is None
     assert HOSPITAL.did not in [issuer.did for issuer in store.issuers()]
+
+
+@pytest.mark.parametrize("payload", [b"[" * 100_000, b"{\"a\":" * 50_000], ids=["array", "object"])
+def test_presentation_jwt_nested_too_deeply_is_bad_input_not_a_crash(payload: bytes) -> None:
+    token = "e30." + keys.b64url(payload) + ".AA"
+    with pytest.raises(BadInputError, match="carries no challenge"):
+        challenge_of(token)
