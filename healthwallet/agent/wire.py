@@ -52,7 +52,7 @@ def recv_message(conn: socket.socket, deadline: float) -> dict[str, Any]:
     body = _recv_exactly(conn, length, deadline)
     try:
         message = json.loads(body.decode("ascii"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # 4 KiB of "[" nests too deep
         raise WireError("frame is not ASCII JSON") from None
     if not isinstance(message, dict):
         raise WireError("frame is not a JSON object")

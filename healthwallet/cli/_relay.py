@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -173,6 +174,6 @@ def register(app: typer.Typer) -> None:
 
 def _check_range(option: str, value: float, low: float, high: float | None) -> None:
     """Refuse a number outside its documented range (checked here, not by typer: see _coerce)."""
-    if value < low or (high is not None and value > high):
+    if not math.isfinite(value) or value < low or (high is not None and value > high):
         bound = f"at least {low}" if high is None else f"from {low} to {high}"
         raise UsageError(f"{option} must be {bound}", "see `healthwallet relay serve -h`")

@@ -23,6 +23,8 @@ from .payload import LinkPayload
 MAX_MANIFEST_BYTES: Final = 16 << 20
 MAX_FILES: Final = 256
 MAX_FILE_BYTES: Final = 64 << 20
+MAX_TOTAL_BYTES: Final = 256 << 20
+"""Most plaintext one link's files may hold together: 256 files of 64 MiB each would not fit."""
 EMBEDDED_LENGTH_MAX: Final = 1 << 20
 MAX_RECIPIENT_CHARS: Final = 200
 _JOSE: Final = "application/jose"
@@ -165,6 +167,7 @@ def resolve(
     if len(entries) > MAX_FILES:
         raise BadInputError(f"the link's manifest lists more than {MAX_FILES} files")
     files = []
+    total = 0
     for index, entry in enumerate(entries):
         content_type, embedded, location = _manifest_entry(entry, index)
         if embedded is not None:
@@ -173,4 +176,9 @@ def resolve(
             assert location is not None
             body = _get_file(link, location, fetcher, f"file {index + 1} of the link")
             files.append(_decrypt(link, body, content_type))
+        total += len(files[-1].content)
+        if total > MAX_TOTAL_BYTES:
+            raise jwe.DecompressionBombError(
+                f"the link's files together hold more than {MAX_TOTAL_BYTES >> 20} MiB"
+            )
     return files

@@ -59,7 +59,7 @@ class GrantStore:
     def add(self, grant: RelayedGrant, data: bytes, max_grants: int) -> bool:
         """Store a grant; False (nothing stored) when its owner holds ``max_grants`` already."""
         sql = self.sql
-        with sql._read() as cur:
+        with sql._tx() as cur:
             sql._lock_owner(cur, grant.owner)
             row = sql._run(
                 cur, "SELECT COUNT(*) FROM relayed_grants WHERE owner = ?", (grant.owner,)

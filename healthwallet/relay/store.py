@@ -325,7 +325,7 @@ class SqlStore:
         self, link: Link, files: Sequence[NewFile], file_ids: Sequence[str], max_links: int
     ) -> bool:
         """See LinkStore.create_link."""
-        with self._read() as cur:
+        with self._tx() as cur:
             self._lock_owner(cur, link.owner)
             row = self._run(
                 cur, "SELECT COUNT(*) FROM links WHERE owner = ? AND revoked = 0", (link.owner,)
@@ -375,7 +375,7 @@ class SqlStore:
 
     def revoke_link(self, link_id: str, owner: str, now: int) -> bool:
         """See LinkStore.revoke_link."""
-        with self._read() as cur:
+        with self._tx() as cur:
             row = self._run(
                 cur,
                 "UPDATE links SET revoked = 1, updated = ? WHERE id = ? AND owner = ? RETURNING id",
@@ -390,7 +390,7 @@ class SqlStore:
         self, link_id: str, owner: str, files: Sequence[NewFile], file_ids: Sequence[str], now: int
     ) -> bool:
         """See LinkStore.replace_files."""
-        with self._read() as cur:
+        with self._tx() as cur:
             row = self._run(
                 cur,
                 "UPDATE links SET updated = ? WHERE id = ? AND owner = ? AND revoked = 0 "

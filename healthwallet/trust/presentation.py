@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from .. import keys
+from .. import jsonutil, keys
 from ..contexts import CREDENTIALS_V1
 from ..credentials import Format
 from ..errors import BadInputError, UsageError, VerificationError
@@ -49,8 +48,10 @@ def challenge_of(presentation: object) -> str:
         parts = presentation.strip().split(".")
         try:
             payload: Any = keys.b64url_decode(parts[1]) if len(parts) == 3 else b""
-            nonce = json.loads(payload).get("nonce") if payload else None
-        except (ValueError, AttributeError):
+            nonce = (
+                jsonutil.loads(payload, what="the JWT payload").get("nonce") if payload else None
+            )
+        except (ValueError, AttributeError):  # JsonInputError (nesting too, size) is a ValueError
             nonce = None
     elif isinstance(presentation, Mapping) and isinstance(presentation.get("proof"), Mapping):
         nonce = presentation["proof"].get("challenge")

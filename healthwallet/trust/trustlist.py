@@ -84,11 +84,16 @@ class TrustStore:
     # -- issuers --------------------------------------------------------------------------------
 
     def issuers(self) -> list[TrustedIssuer]:
-        """Every trusted issuer, by name."""
+        """Every trusted issuer, by name. An issuer a list added counts only while the patient
+        still trusts that list's operator for ``TrustList`` (removing the operator withdraws it)."""
         entries = self._doc.read().get("issuers", {})
+        operators = {
+            did for did, e in entries.items() if e["via"] == MANUAL and LIST_SCOPE in e["scopes"]
+        }
         found = [
             TrustedIssuer(did, e["name"], tuple(e["scopes"]), e["since"], e["via"])
             for did, e in entries.items()
+            if e["via"] == MANUAL or e["via"] in operators
         ]
         return sorted(found, key=lambda i: (i.name.casefold(), i.did))
 

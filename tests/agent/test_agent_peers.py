@@ -165,6 +165,7 @@ MALFORMED = {
     "version": _frame({"v": 2, "op": "status"}),
     "unknown-op": _frame({"v": 1, "op": "shell"}),
     "not-object": struct.pack(">I", 9) + b"[1, 2, 3]",
+    "deeply-nested": struct.pack(">I", 4000) + b"[" * 4000,  # within the bound, past recursion
     "truncated": b"\x00\x00",
 }
 

@@ -77,19 +77,32 @@ def test_redirect_is_not_followed(tmp_path: Path) -> None:
     assert result.code == 5 and "redirect (not followed)" in result.err
 
 
-def test_decompression_bomb_in_a_link_file_is_refused(tmp_path: Path) -> None:
+def _bomb_file(plaintext: bytes) -> str:
+    """A link file of ``plaintext`` DEFLATEd (small on the wire), encrypted under KEY."""
     squeezer = zlib.compressobj(9, zlib.DEFLATED, -15)
-    bomb = squeezer.compress(b"\0" * (80 << 20)) + squeezer.flush()
+    bomb = squeezer.compress(plaintext) + squeezer.flush()
     header = keys.b64url(json.dumps({"alg": "dir", "enc": "A256GCM", "zip": "DEF",
                                      "cty": "application/fhir+json"}).encode())
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     iv = os.urandom(12)
     sealed = AESGCM(KEY).encrypt(iv, bomb, header.encode())
-    compact = ".".join([header, "", keys.b64url(iv), keys.b64url(sealed[:-16]),
-                        keys.b64url(sealed[-16:])])
+    return ".".join([header, "", keys.b64url(iv), keys.b64url(sealed[:-16]),
+                     keys.b64url(sealed[-16:])])
+
+
+def test_decompression_bomb_in_a_link_file_is_refused(tmp_path: Path) -> None:
+    compact = _bomb_file(b"\0" * (80 << 20))
     doctor, result, _ = _run(tmp_path, lambda m, t: _manifest(("application/fhir+json", compact)))
     assert result.code == 2 and "inflates to more than 64 MiB" in result.err
+    assert doctor.ok("record", "list", "--json").json()["records"] == []
+
+
+def test_decompression_bombs_spread_over_many_link_files_are_refused(tmp_path: Path) -> None:
+    # Each file stays under the 64 MiB a file may inflate to; together they pass 256 MiB.
+    files = [("application/fhir+json", _bomb_file(b" " * (60 << 20)))] * 5
+    doctor, result, _ = _run(tmp_path, lambda m, t: _manifest(*files))
+    assert result.code == 2 and "together hold more than 256 MiB" in result.err
     assert doctor.ok("record", "list", "--json").json()["records"] == []
 
 

@@ -162,3 +162,15 @@ def test_two_relays_on_one_postgres_share_links_budgets_and_nonces(
         assert two.signed(ALICE, "DELETE", f"{protocol.API_LINKS}/{made['id']}").status_code == 200
         assert one.client.post(made["url"], json={"recipient": "A", "passcode": "pw"}
                                ).status_code == 404
+
+
+@pytest.mark.parametrize("rate", ["nan", "inf"])
+def test_relay_serve_refuses_a_rate_that_is_not_a_finite_number(
+    tmp_path: Path, cli: Cli, tls: tuple[Path, Path, Path], rate: str
+) -> None:
+    # NaN or infinity would let every request through (the bucket never runs dry). The
+    # unreachable store makes an accepted rate end in exit 5 rather than serve.
+    _ca, cert, key = tls
+    result = cli("relay", "serve", "--cert", cert, "--key", key, "--port", "0", "--rate", rate,
+                 "--postgres", f"host=127.0.0.1 port={free_port()} connect_timeout=2")
+    assert result.code == 2 and "--rate must be" in result.err

@@ -10,6 +10,7 @@ from relay_fixtures import (  # noqa: F401 (fixtures)
     store_fixture,
 )
 
+from healthwallet.relay.grantstore import GrantStore, RelayedGrant
 from healthwallet.relay.store import CHUNK_BYTES, Link, NewFile, SqlStore
 
 OWNER = "did:key:z6MkOwner"
@@ -150,3 +151,33 @@ def test_nonce_is_accepted_once_until_it_expires(store: SqlStore) -> None:
     assert store.nonce_seen(OWNER, "n1", expires=400, now=300)
     assert not store.nonce_seen(OTHER, "n1", expires=400, now=300)
     assert not store.nonce_seen(OWNER, "n1", expires=900, now=401)  # forgotten once expired
+
+
+def test_concurrent_writers_are_serialised_not_refused(store: SqlStore) -> None:
+    """Creating, updating and revoking links and relaying grants at once from several threads never fails with a
+    lock error (a relay would answer 500): each write transaction waits its turn."""
+    failures: list[str] = []
+    lock = threading.Lock()
+    grants = GrantStore(store)
+
+    def work(worker: int) -> None:
+        for n in range(15):
+            link_id = f"W{worker}-{n}"
+            owner = f"did:key:z6MkW{worker}"
+            try:
+                ids = [f"{link_id}a", f"{link_id}b"]
+                assert store.create_link(make_link(link_id, owner), FILES, ids, 100)
+                grant = RelayedGrant(link_id, owner, OTHER, 10**10, "{}", 100)
+                assert grants.add(grant, b"grant", 100)
+                assert store.replace_files(link_id, owner, FILES[:1], [f"{link_id}c"], 200)
+                assert store.revoke_link(link_id, owner, 300)
+            except Exception as exc:  # any failure is the finding
+                with lock:
+                    failures.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -185,3 +185,29 @@ def test_an_expired_trust_list_is_refused(tmp_path: Path) -> None:
     signed = sign_trust_list(RESEARCH, "list", [], now=ISSUED, expires=ISSUED + timedelta(days=1))
     with pytest.raises(VerificationError, match="expired"):
         store.import_list(signed, ISSUED + timedelta(days=2), timedelta(0))
+
+
+@pytest.mark.parametrize("withdraw", ["remove", "demote"])
+def test_issuers_from_an_operator_no_longer_trusted_for_lists_are_not_trusted(
+    tmp_path: Path, withdraw: str
+) -> None:
+    entries = [TrustedIssuer(HOSPITAL.did, "Hospital", ("ClinicianCredential",), "", "")]
+    signed = sign_trust_list(RESEARCH, "list", entries, now=ISSUED,
+                             expires=ISSUED + timedelta(days=30))
+    store = TrustStore(tmp_path, PATIENT)
+    store.add(RESEARCH.did, "Registry", ["TrustList"], NOW)
+    store.import_list(signed, ISSUED + timedelta(days=1), timedelta(0))
+    assert store.trusted(HOSPITAL.did, "ClinicianCredential") is not None
+    if withdraw == "remove":
+        store.remove(RESEARCH.did)
+    else:
+        store.add(RESEARCH.did, "Registry", ["ClinicianCredential"], NOW)
+    assert store.trusted(HOSPITAL.did, "ClinicianCredential") is None
+    assert HOSPITAL.did not in [issuer.did for issuer in store.issuers()]
+
+
+@pytest.mark.parametrize("payload", [b"[" * 100_000, b"{\"a\":" * 50_000], ids=["array", "object"])
+def test_presentation_jwt_nested_too_deeply_is_bad_input_not_a_crash(payload: bytes) -> None:
+    token = "e30." + keys.b64url(payload) + ".AA"
+    with pytest.raises(BadInputError, match="carries no challenge"):
+        challenge_of(token)
