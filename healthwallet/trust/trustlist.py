@@ -101,6 +101,13 @@ class TrustStore:
         """The issuer ``did`` when it is trusted for ``scope``."""
         return next((i for i in self.issuers() if i.did == did and scope in i.scopes), None)
 
+    def list_expiry(self, issuer: TrustedIssuer) -> str | None:
+        """When the trust list that added ``issuer`` expires (None: the user added it)."""
+        if issuer.via == MANUAL:
+            return None
+        imported = self._doc.read().get("lists", {}).get(issuer.via)
+        return None if imported is None else str(imported["expires"])
+
     def any_for(self, scope: str) -> bool:
         """True when some issuer is trusted for ``scope``."""
         return any(scope in issuer.scopes for issuer in self.issuers())

@@ -128,6 +128,14 @@ def _vouching(
         raise VerificationError(
             f"{label} was issued by {claims.issuer}, which you do not trust for {CLINICIAN_TYPE}"
         )
+    list_expires = store.list_expiry(trusted)
+    if list_expires is not None and list_expires <= iso_utc(now - skew):
+        # A list's word lasts as long as the list: its operator may have dropped the issuer since.
+        raise VerificationError(
+            f"{label} was issued by {trusted.name}, trusted through a trust list that expired at"
+            f" {list_expires}",
+            "import the operator's current list: `healthwallet trust import FILE|URL`",
+        )
     _check_not_revoked(claims, transport, label)
     return Vouching(claims.id, claims, trusted.name, trusted.since, challenge)
 

@@ -206,6 +206,33 @@ def test_issuers_from_an_operator_no_longer_trusted_for_lists_are_not_trusted(
     assert HOSPITAL.did not in [issuer.did for issuer in store.issuers()]
 
 
+def test_issuer_trusted_only_through_an_expired_trust_list_no_longer_vouches(
+    tmp_path: Path,
+) -> None:
+    entries = [TrustedIssuer(HOSPITAL.did, "Hospital", ("ClinicianCredential",), "", "")]
+    signed = sign_trust_list(
+        RESEARCH, "list", entries, now=ISSUED, expires=ISSUED + timedelta(hours=12)
+    )
+    store = TrustStore(tmp_path, PATIENT)
+    store.add(RESEARCH.did, "Registry", ["TrustList"], ISSUED)
+    store.import_list(signed, ISSUED + timedelta(hours=1), timedelta(0))
+    nonce = store.new_challenge(NOW)["challenge"]
+    vp = make_presentation(
+        DOCTOR, [signed_staff()], challenge=nonce, domain=PATIENT.did, fmt="ldp", now=NOW
+    )
+    # NOW is a day after the list expired: its operator may have dropped the hospital since.
+    with pytest.raises(NotVouchedError, match="trust list that expired"):
+        check_presentation(
+            vp,
+            recipient=DOCTOR.did,
+            patient=PATIENT.did,
+            store=store,
+            now=NOW,
+            skew=timedelta(0),
+            transport=None,
+        )
+
+
 @pytest.mark.parametrize("payload", [b"[" * 100_000, b"{\"a\":" * 50_000], ids=["array", "object"])
 def test_presentation_jwt_nested_too_deeply_is_bad_input_not_a_crash(payload: bytes) -> None:
     token = "e30." + keys.b64url(payload) + ".AA"
