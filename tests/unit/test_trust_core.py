@@ -141,23 +141,27 @@ def test_challenge_expires_on_the_injected_clock_and_is_spent_once(tmp_path: Pat
         store.open_challenge(nonce, NOW)
 
 
+def _check_at_now(vp: Any, store: TrustStore) -> None:
+    # transport=None would be the strict fetcher; these cases are refused before any fetch.
+    check_presentation(
+        vp,
+        recipient=DOCTOR.did,
+        patient=PATIENT.did,
+        store=store,
+        now=NOW,
+        skew=timedelta(0),
+        transport=None,
+    )
+
+
 def test_unknown_issuer_is_refused_before_its_status_list_is_fetched(tmp_path: Path) -> None:
     store = TrustStore(tmp_path, PATIENT)
     nonce = store.new_challenge(NOW)["challenge"]
     vp = make_presentation(
         DOCTOR, [signed_staff()], challenge=nonce, domain=PATIENT.did, fmt="ldp", now=NOW
     )
-    # transport=None would be the strict fetcher; an unknown issuer never gets that far.
     with pytest.raises(NotVouchedError, match="which you do not trust"):
-        check_presentation(
-            vp,
-            recipient=DOCTOR.did,
-            patient=PATIENT.did,
-            store=store,
-            now=NOW,
-            skew=timedelta(0),
-            transport=None,
-        )
+        _check_at_now(vp, store)
 
 
 def test_a_trust_list_cannot_hand_out_the_right_to_publish_lists(tmp_path: Path) -> None:
@@ -222,15 +226,7 @@ def test_issuer_trusted_only_through_an_expired_trust_list_no_longer_vouches(
     )
     # NOW is a day after the list expired: its operator may have dropped the hospital since.
     with pytest.raises(NotVouchedError, match="trust list that expired"):
-        check_presentation(
-            vp,
-            recipient=DOCTOR.did,
-            patient=PATIENT.did,
-            store=store,
-            now=NOW,
-            skew=timedelta(0),
-            transport=None,
-        )
+        _check_at_now(vp, store)
 
 
 @pytest.mark.parametrize("payload", [b"[" * 100_000, b"{\"a\":" * 50_000], ids=["array", "object"])
