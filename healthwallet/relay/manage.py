@@ -118,7 +118,8 @@ def parse_create(body: bytes, now: int, limits: cfg.Limits) -> NewLink:
     request = parse_object(body, "the request")
     unknown = sorted(set(request) - _CREATE_MEMBERS)
     if unknown:
-        raise ValueError(f"unknown member {unknown[0][:40]!r}")
+        # The message names what is allowed, never what was sent (web.error's rule).
+        raise ValueError("unknown member; allowed: " + ", ".join(sorted(_CREATE_MEMBERS)))
     flag = request.get("flag", "")
     if not isinstance(flag, str) or not _FLAG.fullmatch(flag):
         raise ValueError("flag is made of L, P, U in alphabetical order")

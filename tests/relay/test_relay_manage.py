@@ -93,6 +93,7 @@ def test_bad_create_requests_are_refused_with_400(
     fields.setdefault("files", [jwe_file()])
     answer = relay.signed(ALICE, "POST", LINKS, fields)
     assert answer.status_code == 400 and message in answer.json()["error"]
+    assert "my labs" not in answer.text  # a refusal never quotes the request back
 
 
 def test_only_allowed_patients_create_links(tmp_path: Path) -> None:
