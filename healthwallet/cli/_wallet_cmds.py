@@ -230,12 +230,10 @@ def cmd_config_list(as_json: JsonOption = False) -> None:
     config = read_config(home())
 
     def human(out: Console) -> None:
-        from rich.table import Table
-
-        table = Table("setting", "value")
+        # One `setting  value` line each (as `git config --list` does), and no table to load.
+        width = max((len(key) for key in config), default=0)
         for key, value in sorted(config.items()):
-            table.add_row(key, value or "(default)")
-        out.print(table)
+            out.print(f"{key:<{width}}  {value or '(default)'}")
 
     emit(as_json, {"config": config}, human, data=True)
 

@@ -72,7 +72,7 @@ def nobody_and_grant(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str
 
 # (command line, heavy modules it may load because its work needs them)
 CASES = {
-    "config-list": (("config", "list"), ("rich.console",)),  # a table
+    "config-list": (("config", "list"), ()),
     "config-list-json": (("config", "list", "--json"), ()),
     "where": (("where",), ()),
     "help": (("--help",), ()),
