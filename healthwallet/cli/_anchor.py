@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..wallet import Wallet, read_config
-from ._common import JsonOption, emit, unlock
+from ._common import JsonOption, emit, print_table, unlock
 from ._progress import progress
 
 if TYPE_CHECKING:
@@ -117,11 +117,8 @@ def cmd_status(ledger: LedgerOption = None, as_json: JsonOption = False) -> None
     payload = dict(status.to_json(), problems=list(status.problems))
 
     def human(out: Console) -> None:
-        from rich.table import Table
-
-        table = Table("pending", "anchored", "confirmed")
-        table.add_row(str(status.pending), str(status.anchored), str(status.confirmed))
-        out.print(table)
+        counts = [str(status.pending), str(status.anchored), str(status.confirmed)]
+        print_table(out, ("pending", "anchored", "confirmed"), [counts])
         for problem in status.problems:
             out.print(f"note: {problem}")
 

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -127,6 +127,26 @@ def print_lines(console: Console, text: str) -> None:
     """Print our own multi-line text (a line feed in a printed string is shown as ``\\x0a``)."""
     for line in text.splitlines():
         console.print(line)
+
+
+def print_table(
+    console: Console,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    empty: str | None = None,
+) -> None:
+    """Print a plain table of our own headers and escaped cells (rich is loaded only here);
+    ``empty`` is printed instead when there is no row and it is given."""
+    rows = list(rows)
+    if not rows and empty is not None:
+        console.print(empty)
+        return
+    from rich.table import Table
+
+    table = Table(*headers)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def emit(

@@ -25,6 +25,7 @@ from ._common import (
     note_date_expiry,
     note_local_status_list,
     notes_console,
+    print_table,
     unlock,
     write_binary_out,
 )
@@ -278,15 +279,10 @@ def cmd_grants(as_json: JsonOption = False) -> None:
     ]
 
     def human(console: Console) -> None:
-        if not grants:
-            console.print("No grants issued.")
-            return
-        from rich.table import Table
-
-        table = Table("grant id", "kind", "recipient", "expires", "status")
-        for g in grants:
-            table.add_row(g["grant_id"], g["kind"], g["recipient"], g["expires"], g["status"])
-        console.print(table)
+        keys = ("grant_id", "kind", "recipient", "expires", "status")
+        rows = [[g[key] for key in keys] for g in grants]
+        headers = ("grant id", "kind", "recipient", "expires", "status")
+        print_table(console, headers, rows, empty="No grants issued.")
 
     emit(as_json, {"grants": grants}, human, data=True)
 
@@ -369,15 +365,16 @@ def cmd_log(as_json: JsonOption = False) -> None:
     }
 
     def human(console: Console) -> None:
-        from rich.table import Table
-
-        table = Table("#", "time", "event", "details")
-        for entry in entries:
-            details = ", ".join(f"{k}={v}" for k, v in sorted(entry.get("details", {}).items()))
-            table.add_row(
-                str(entry.get("seq")), str(entry.get("time")), str(entry.get("event")), details
-            )
-        console.print(table)
+        rows = [
+            [
+                str(entry.get("seq")),
+                str(entry.get("time")),
+                str(entry.get("event")),
+                ", ".join(f"{k}={v}" for k, v in sorted(entry.get("details", {}).items())),
+            ]
+            for entry in entries
+        ]
+        print_table(console, ("#", "time", "event", "details"), rows)
         from ._style import line, mark
 
         outcome = "chain intact" if report.ok else f"chain broken at entry {report.first_bad}"

@@ -14,7 +14,16 @@ import typer
 from .. import jsonutil
 from ..errors import AccessDeniedError, NotFoundError, UsageError
 from ..timeutil import parse_expiry, utc_now
-from ._common import JsonOption, audit_log, emit, fetcher, notes_console, print_lines, unlock
+from ._common import (
+    JsonOption,
+    audit_log,
+    emit,
+    fetcher,
+    notes_console,
+    print_lines,
+    print_table,
+    unlock,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -242,16 +251,18 @@ def cmd_list(as_json: JsonOption = False) -> None:
     rows = [summary(e) for e in _register(wallet).entries()]
 
     def human(console: Console) -> None:
-        from rich.table import Table
-
-        table = Table("id", "flag", "expires", "records", "label", "state")
-        for row in rows:
-            exp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row["exp"])) if row["exp"] else "-"
-            state = "revoked" if row["revoked"] else "active"
-            table.add_row(
-                row["id"], row["flag"] or "-", exp, str(row["records"]), row["label"] or "", state
-            )
-        console.print(table)
+        cells = [
+            [
+                row["id"],
+                row["flag"] or "-",
+                time.strftime("%Y-%m-%d %H:%M", time.gmtime(row["exp"])) if row["exp"] else "-",
+                str(row["records"]),
+                row["label"] or "",
+                "revoked" if row["revoked"] else "active",
+            ]
+            for row in rows
+        ]
+        print_table(console, ("id", "flag", "expires", "records", "label", "state"), cells)
 
     emit(as_json, {"links": rows}, human, data=True)
 
@@ -298,17 +309,12 @@ def cmd_log(link: LinkId, as_json: JsonOption = False) -> None:
         for e in log
     ]
 
-    def human(console: Console) -> None:
-        from rich.table import Table
+    def when(at: object) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) if isinstance(at, int) else "?"
 
-        table = Table("time (UTC)", "recipient", "outcome")
-        for row in rows:
-            at = row["time"]
-            when = (
-                time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) if isinstance(at, int) else "?"
-            )
-            table.add_row(when, row["recipient"], row["outcome"])
-        console.print(table)
+    def human(console: Console) -> None:
+        cells = [[when(row["time"]), str(row["recipient"]), str(row["outcome"])] for row in rows]
+        print_table(console, ("time (UTC)", "recipient", "outcome"), cells)
 
     emit(as_json, {"id": entry["local_id"], "log": rows}, human, data=True)
 

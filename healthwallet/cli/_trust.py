@@ -19,6 +19,7 @@ from ._common import (
     fetcher,
     issued_grants,
     note_local_status_list,
+    print_table,
     stderr_console,
     unlock,
     write_binary_out,
@@ -215,15 +216,10 @@ def cmd_credential_list(as_json: JsonOption = False) -> None:
     ]
 
     def human(console: Console) -> None:
-        if not rows:
-            console.print("No credentials held.")
-            return
-        from rich.table import Table
-
-        table = Table("credential id", "name", "role", "issuer", "expires")
-        for r in rows:
-            table.add_row(r["credential_id"], r["name"], r["role"], r["issuer"], r["expires"])
-        console.print(table)
+        keys = ("credential_id", "name", "role", "issuer", "expires")
+        headers = ("credential id", "name", "role", "issuer", "expires")
+        cells = [[r[key] for key in keys] for r in rows]
+        print_table(console, headers, cells, empty="No credentials held.")
 
     emit(as_json, {"credentials": rows}, human, data=True)
 
@@ -301,15 +297,9 @@ def cmd_trust_list(as_json: JsonOption = False) -> None:
     rows = [issuer.to_json() for issuer in trust_store(wallet).issuers()]
 
     def human(console: Console) -> None:
-        if not rows:
-            console.print("You trust no issuer yet (`trust add`, `trust import`).")
-            return
-        from rich.table import Table
-
-        table = Table("name", "did", "scopes", "since", "via")
-        for r in rows:
-            table.add_row(r["name"], r["did"], ", ".join(r["scopes"]), r["since"], r["via"])
-        console.print(table)
+        cells = [[r["name"], r["did"], ", ".join(r["scopes"]), r["since"], r["via"]] for r in rows]
+        empty = "You trust no issuer yet (`trust add`, `trust import`)."
+        print_table(console, ("name", "did", "scopes", "since", "via"), cells, empty=empty)
 
     emit(as_json, {"issuers": rows}, human, data=True)
 
