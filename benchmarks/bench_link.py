@@ -14,29 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "links"), str(HERE)]
 
-from _util import report  # noqa: E402
+from _util import median_of_commands, report  # noqa: E402
 from shl_server import relay_serve  # noqa: E402
 
 from healthwallet.keys import Identity  # noqa: E402
-
-
-def _median(argv: list[str], env: dict[str, str], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True, env=env)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -67,12 +56,12 @@ def main() -> None:
             subprocess.run([*hw, "record", "add", *sorted(inputs.iterdir()), "--tag", "bench"],
                            check=True, env=env, capture_output=True)
             create = [*hw, "link", "create", "--tag", "bench", "--relay", base, "--json"]
-            svg = _median([*create, "--qr", str(root / "link.svg")], env, args.repeat)
-            png = _median([*create, "--qr", str(root / "link.png")], env, args.repeat)
-            listing = _median([*hw, "record", "list", "--json"], env, args.repeat)
+            svg = median_of_commands([*create, "--qr", str(root / "link.svg")], args.repeat, env)
+            png = median_of_commands([*create, "--qr", str(root / "link.png")], args.repeat, env)
+            listing = median_of_commands([*hw, "record", "list", "--json"], args.repeat, env)
             doctor = Identity(os.urandom(32)).did
-            grant = _median([*hw, "grant", doctor, "--tag", "bench", "--expires", "7d",
-                             "--out", str(root / "bench.hwgrant")], env, args.repeat)
+            grant = median_of_commands([*hw, "grant", doctor, "--tag", "bench", "--expires", "7d",
+                                        "--out", str(root / "bench.hwgrant")], args.repeat, env)
     report("link create to QR code", {
         "records": args.records,
         "link_create_qr_svg_s": round(svg, 3),
