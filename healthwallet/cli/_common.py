@@ -9,6 +9,7 @@ the function that needs it; tests/cli/test_startup.py holds every command to thi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -64,7 +65,9 @@ class _FetcherOnFirstUse:
 
     deadline: float | None = None  # None: the fetcher's default (``dataclasses.replace`` sets it)
 
+    @functools.cached_property
     def _real(self) -> Fetcher:
+        # Made once: the settings file is read on the first fetch, not on every request.
         from ..httpfetch import LOCAL_URLS_SETTING, Fetcher
 
         real = Fetcher(allow_local=read_config(home()).get(LOCAL_URLS_SETTING) == "true")
@@ -74,7 +77,7 @@ class _FetcherOnFirstUse:
 
     def get(self, url_text: str, what: str, *, max_bytes: int, accept: str) -> bytes:
         """``Fetcher.get`` of a fetcher that allows loopback only with `allow-local-urls`."""
-        return self._real().get(url_text, what, max_bytes=max_bytes, accept=accept)
+        return self._real.get(url_text, what, max_bytes=max_bytes, accept=accept)
 
     def exchange(
         self,
@@ -87,7 +90,7 @@ class _FetcherOnFirstUse:
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
         """``Fetcher.exchange`` under the same rules as ``get``."""
-        return self._real().exchange(
+        return self._real.exchange(
             method, url_text, what, max_bytes=max_bytes, body=body, headers=headers
         )
 
